@@ -1,0 +1,11 @@
+import type { Lexicons } from '@atproto/lexicon'
+import type { Pool } from '../db/pool.ts'
+import type { ServiceAuth } from './auth.ts'
+
+export interface ApiContext {
+  pool: Pool
+  lexicons: Lexicons
+  auth: ServiceAuth
+  relayUrl: string
+  version: string
+}

@@ -1,0 +1,16 @@
+import type { FastifyInstance } from 'fastify'
+import { readRelayState } from '../db/cursor.ts'
+import type { ApiContext } from './context.ts'
+
+export const registerHealth = (app: FastifyInstance, ctx: ApiContext): void => {
+  app.get('/xrpc/_health', async () => {
+    const state = await readRelayState(ctx.pool, ctx.relayUrl)
+    return {
+      version: ctx.version,
+      relay: ctx.relayUrl,
+      cursor: state.cursor,
+      cursorUpdatedAt: state.updatedAt?.toISOString() ?? null,
+      ingest: state.status,
+    }
+  })
+}

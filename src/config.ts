@@ -1,0 +1,121 @@
+import { readFileSync } from 'node:fs'
+
+export interface Config {
+  /** Postgres URL; undefined means: run an embedded Postgres under `dataDir`. */
+  databaseUrl: string | undefined
+  /** Postgres schema holding the service's tables. */
+  databaseSchema: string
+  dataDir: string
+  embeddedPgPort: number
+  /** Base URL of the relay (or PDS) whose subscribeRepos is consumed, normalised to ws(s)://. */
+  relayUrl: string
+  /** Seq to start from when no cursor is stored for this relay; undefined: live tail. */
+  startCursor: number | undefined
+  plcUrl: string
+  port: number
+  host: string
+  serviceDid: string
+  logLevel: string
+  /** Allow DID documents and PDSes on loopback / private addresses (tests, local networks). */
+  allowPrivateNetwork: boolean
+  version: string
+}
+
+const env = (name: string): string | undefined => {
+  const v = process.env[name]
+  return v === undefined || v.trim() === '' ? undefined : v.trim()
+}
+
+const intEnv = (name: string, fallback: number, min: number, max: number): number => {
+  const raw = env(name)
+  if (raw === undefined) return fallback
+  const n = Number(raw)
+  if (!Number.isInteger(n) || n < min || n > max) {
+    throw new Error(`${name} must be an integer between ${min} and ${max}, got "${raw}"`)
+  }
+  return n
+}
+
+const boolEnv = (name: string, fallback: boolean): boolean => {
+  const raw = env(name)
+  if (raw === undefined) return fallback
+  if (/^(1|true|yes|on)$/i.test(raw)) return true
+  if (/^(0|false|no|off)$/i.test(raw)) return false
+  throw new Error(`${name} must be true or false, got "${raw}"`)
+}
+
+/** Accepts ws://, wss://, http:// and https:// base URLs; the stream is always a WebSocket. */
+export const normaliseRelayUrl = (raw: string): string => {
+  let url: URL
+  try {
+    url = new URL(raw)
+  } catch {
+    throw new Error(`RELAY_URL is not a URL: "${raw}"`)
+  }
+  const scheme = { 'http:': 'ws:', 'https:': 'wss:', 'ws:': 'ws:', 'wss:': 'wss:' }[url.protocol]
+  if (!scheme) throw new Error(`RELAY_URL must be ws://, wss://, http:// or https://, got "${raw}"`)
+  url.protocol = scheme
+  url.search = ''
+  url.hash = ''
+  return url.toString().replace(/\/+$/, '')
+}
+
+const isPrivateHost = (raw: string): boolean => {
+  const host = new URL(raw).hostname
+  return (
+    host === 'localhost' ||
+    host.endsWith('.localhost') ||
+    /^127\./.test(host) ||
+    /^10\./.test(host) ||
+    /^192\.168\./.test(host) ||
+    /^172\.(1[6-9]|2\d|3[01])\./.test(host) ||
+    host === '[::1]'
+  )
+}
+
+const schemaEnv = (): string => {
+  const schema = env('DATABASE_SCHEMA') ?? 'public'
+  if (!/^[a-z_][a-z0-9_]{0,62}$/.test(schema)) throw new Error(`DATABASE_SCHEMA must be a plain lower-case identifier, got "${schema}"`)
+  return schema
+}
+
+const packageVersion = (): string => {
+  const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as {
+    version: string
+  }
+  return pkg.version
+}
+
+export const loadConfig = (): Config => {
+  const relayUrl = normaliseRelayUrl(env('RELAY_URL') ?? 'wss://bsky.network')
+  const plcUrl = (env('PLC_URL') ?? 'https://plc.directory').replace(/\/+$/, '')
+  try {
+    new URL(plcUrl)
+  } catch {
+    throw new Error(`PLC_URL is not a URL: "${plcUrl}"`)
+  }
+  const startRaw = env('START_CURSOR')
+  let startCursor: number | undefined
+  if (startRaw !== undefined) {
+    startCursor = Number(startRaw)
+    if (!Number.isSafeInteger(startCursor) || startCursor < 0) {
+      throw new Error(`START_CURSOR must be a non-negative integer, got "${startRaw}"`)
+    }
+  }
+  return {
+    databaseUrl: env('DATABASE_URL'),
+    databaseSchema: schemaEnv(),
+    dataDir: env('DATA_DIR') ?? './data',
+    embeddedPgPort: intEnv('EMBEDDED_PG_PORT', 54329, 1, 65535),
+    relayUrl,
+    startCursor,
+    plcUrl,
+    port: intEnv('PORT', 3000, 0, 65535),
+    host: env('HOST') ?? '0.0.0.0',
+    serviceDid: env('SERVICE_DID') ?? 'did:web:localhost',
+    logLevel: env('LOG_LEVEL') ?? 'info',
+    // A relay on a private address is a local network: its PDSes and PLC live there too.
+    allowPrivateNetwork: boolEnv('ALLOW_PRIVATE_NETWORK', isPrivateHost(relayUrl) || isPrivateHost(plcUrl)),
+    version: packageVersion(),
+  }
+}

@@ -1,0 +1,68 @@
+/** What the ingester asks the database to do, in relay order. */
+
+export const INVITE_NSID = 'pub.chive.collaboration.invite'
+export const ACCEPTANCE_NSID = 'pub.chive.collaboration.inviteAcceptance'
+export type Collection = typeof INVITE_NSID | typeof ACCEPTANCE_NSID
+
+interface RecordRef {
+  uri: string
+  repo: string
+  rev: string
+  seq: number
+}
+
+export interface InviteWrite extends RecordRef {
+  kind: 'invite'
+  cid: string
+  subjectUri: string
+  subjectCid: string
+  subjectCollection: string
+  invitee: string
+  role: string | undefined
+  message: string | undefined
+  createdAt: Date
+  expiresAt: Date | undefined
+}
+
+export interface AcceptanceWrite extends RecordRef {
+  kind: 'acceptance'
+  cid: string
+  inviteUri: string
+  inviteCid: string | null
+  subjectUri: string
+  subjectCid: string | null
+  lenient: boolean
+  createdAt: Date
+}
+
+export interface RecordDelete extends RecordRef {
+  kind: 'delete'
+  collection: Collection
+}
+
+/**
+ * A record we will not serve. With `rev` set it is a verified version of the record that
+ * supersedes any earlier valid one; without, the event itself could not be trusted.
+ */
+export interface Rejection {
+  kind: 'rejection'
+  uri: string | undefined
+  collection: string | undefined
+  repo: string | undefined
+  rev: string | undefined
+  cid: string | undefined
+  seq: number | undefined
+  reason: string
+  detail: string | undefined
+  record: unknown
+}
+
+export interface AccountStatus {
+  kind: 'account'
+  did: string
+  active: boolean
+  status: string | undefined
+  seq: number
+}
+
+export type Effect = InviteWrite | AcceptanceWrite | RecordDelete | Rejection | AccountStatus

@@ -1,0 +1,19 @@
+import pg from 'pg'
+
+export type Pool = pg.Pool
+export type PoolClient = pg.PoolClient
+
+// int8 columns (seqs, counts) fit in a JS number for any realistic relay.
+pg.types.setTypeParser(pg.types.builtins.INT8, (v: string) => Number(v))
+
+export const createPool = (url: string, schema: string, max = 10): Pool => {
+  const pool = new pg.Pool({
+    connectionString: url,
+    max,
+    connectionTimeoutMillis: 10_000,
+    options: `-c search_path=${schema}`,
+  })
+  // An idle client that loses its server must not crash the process.
+  pool.on('error', () => {})
+  return pool
+}

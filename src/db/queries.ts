@@ -1,0 +1,173 @@
+import type { Pool } from './pool.ts'
+
+export type InviteState = 'pending' | 'accepted' | 'rejected' | 'expired'
+
+export interface InviteRow {
+  uri: string
+  inviter: string
+  invitee: string
+  subjectUri: string
+  subjectCollection: string
+  role: string | null
+  message: string | null
+  state: InviteState
+  createdAt: Date
+  expiresAt: Date | null
+  acceptanceUri: string | null
+  acceptedAt: Date | null
+}
+
+/** Keyset position: the page order is (sort_at DESC, uri DESC); sort_at kept in microseconds. */
+export interface PageKey {
+  sortMicros: bigint
+  uri: string
+}
+
+export interface InviteFilter {
+  invitee?: string | undefined
+  inviter?: string | undefined
+  subjectUri?: string | undefined
+  subjectCollection?: string | undefined
+  state: InviteState | 'all'
+  limit: number
+  after?: PageKey | undefined
+}
+
+export interface InvitePage {
+  invites: InviteRow[]
+  next: PageKey | undefined
+  total: number
+}
+
+export interface CollaboratorRow {
+  did: string
+  inviteUri: string
+  acceptanceUri: string
+  role: string | null
+  acceptedAt: Date
+}
+
+// The first live acceptance that really answers invite `i`: written by its invitee, about
+// its subject, naming a version of it we saw (or no CID at all: Chive's lenient form).
+const ACCEPTANCE_OF_INVITE = `
+  SELECT a.uri, a.created_at FROM acceptance a
+  WHERE a.invite_uri = i.uri AND a.author = i.invitee AND a.subject_uri = i.subject_uri
+    AND (a.invite_cid IS NULL
+         OR EXISTS (SELECT 1 FROM invite_version v WHERE v.uri = i.uri AND v.cid = a.invite_cid))
+    AND NOT EXISTS (SELECT 1 FROM account x WHERE x.did = a.author AND NOT x.active)
+  ORDER BY a.created_at, a.uri
+  LIMIT 1`
+
+const INVITER_ACTIVE = 'NOT EXISTS (SELECT 1 FROM account x WHERE x.did = i.inviter AND NOT x.active)'
+
+const STATE = `CASE
+    WHEN i.deleted_at IS NOT NULL THEN 'rejected'
+    WHEN i.expires_at IS NOT NULL AND i.expires_at <= now() THEN 'expired'
+    WHEN acc.uri IS NOT NULL THEN 'accepted'
+    ELSE 'pending' END`
+
+interface RawInvite {
+  uri: string
+  inviter: string
+  invitee: string
+  subject_uri: string
+  subject_collection: string
+  role: string | null
+  message: string | null
+  state: InviteState
+  created_at: Date
+  expires_at: Date | null
+  acceptance_uri: string | null
+  accepted_at: Date | null
+  sort_us: string
+}
+
+export const listInvites = async (pool: Pool, f: InviteFilter): Promise<InvitePage> => {
+  const params: unknown[] = []
+  const where: string[] = [INVITER_ACTIVE]
+  const add = (sql: (p: string) => string, value: unknown) => {
+    params.push(value)
+    where.push(sql(`$${params.length}`))
+  }
+  if (f.invitee !== undefined) add((p) => `i.invitee = ${p}`, f.invitee)
+  if (f.inviter !== undefined) add((p) => `i.inviter = ${p}`, f.inviter)
+  if (f.subjectUri !== undefined) add((p) => `i.subject_uri = ${p}`, f.subjectUri)
+  if (f.subjectCollection !== undefined) add((p) => `i.subject_collection = ${p}`, f.subjectCollection)
+  const filtered = `
+    SELECT i.*, acc.uri AS acceptance_uri, acc.created_at AS accepted_at, ${STATE} AS state
+    FROM invite i
+    LEFT JOIN LATERAL (${ACCEPTANCE_OF_INVITE}) acc ON i.deleted_at IS NULL
+    WHERE ${where.join(' AND ')}`
+  const outer: string[] = []
+  const countParams = [...params]
+  if (f.state !== 'all') {
+    params.push(f.state)
+    countParams.push(f.state)
+    outer.push(`s.state = $${params.length}`)
+  }
+  const countSql = `SELECT count(*)::int AS n FROM (${filtered}) s ${outer.length ? `WHERE ${outer.join(' AND ')}` : ''}`
+  if (f.after) {
+    params.push(f.after.sortMicros.toString(), f.after.uri)
+    outer.push(
+      `(s.sort_at, s.uri) < (timestamptz 'epoch' + $${params.length - 1}::bigint * interval '1 microsecond', $${params.length})`,
+    )
+  }
+  params.push(f.limit + 1)
+  const pageSql = `
+    SELECT s.uri, s.inviter, s.invitee, s.subject_uri, s.subject_collection, s.role, s.message, s.state,
+           s.created_at, s.expires_at, s.acceptance_uri, s.accepted_at,
+           (extract(epoch FROM s.sort_at) * 1000000)::bigint::text AS sort_us
+    FROM (${filtered}) s
+    ${outer.length ? `WHERE ${outer.join(' AND ')}` : ''}
+    ORDER BY s.sort_at DESC, s.uri DESC
+    LIMIT $${params.length}`
+  const [page, count] = await Promise.all([
+    pool.query<RawInvite>(pageSql, params),
+    pool.query<{ n: number }>(countSql, countParams),
+  ])
+  const rows = page.rows.slice(0, f.limit)
+  const last = rows[rows.length - 1]
+  return {
+    invites: rows.map((r) => ({
+      uri: r.uri,
+      inviter: r.inviter,
+      invitee: r.invitee,
+      subjectUri: r.subject_uri,
+      subjectCollection: r.subject_collection,
+      role: r.role,
+      message: r.message,
+      state: r.state,
+      createdAt: r.created_at,
+      expiresAt: r.expires_at,
+      acceptanceUri: r.acceptance_uri,
+      acceptedAt: r.accepted_at,
+    })),
+    next: page.rows.length > f.limit && last ? { sortMicros: BigInt(last.sort_us), uri: last.uri } : undefined,
+    total: count.rows[0]?.n ?? 0,
+  }
+}
+
+/** Active collaborators on a subject: live, unexpired invites with a valid live acceptance. */
+export const listCollaborators = async (pool: Pool, subjectUri: string, limit = 1000): Promise<CollaboratorRow[]> => {
+  const res = await pool.query<{ did: string; invite_uri: string; acceptance_uri: string; role: string | null; accepted_at: Date }>(
+    `SELECT * FROM (
+       SELECT DISTINCT ON (i.invitee) i.invitee AS did, i.uri AS invite_uri, acc.uri AS acceptance_uri,
+              i.role, acc.created_at AS accepted_at
+       FROM invite i
+       JOIN LATERAL (${ACCEPTANCE_OF_INVITE}) acc ON true
+       WHERE i.subject_uri = $1 AND i.deleted_at IS NULL
+         AND (i.expires_at IS NULL OR i.expires_at > now())
+         AND ${INVITER_ACTIVE}
+       ORDER BY i.invitee, acc.created_at, i.uri
+     ) c ORDER BY c.accepted_at, c.did
+     LIMIT $2`,
+    [subjectUri, limit],
+  )
+  return res.rows.map((r) => ({
+    did: r.did,
+    inviteUri: r.invite_uri,
+    acceptanceUri: r.acceptance_uri,
+    role: r.role,
+    acceptedAt: r.accepted_at,
+  }))
+}

@@ -1,0 +1,30 @@
+import { IdResolver, MemoryCache } from '@atproto/identity'
+import { safeFetchWrap } from '@atproto-labs/fetch-node'
+
+export interface IdentityOptions {
+  plcUrl: string
+  /** Loopback and private addresses are refused unless the network is a local one. */
+  allowPrivateNetwork: boolean
+  timeoutMs?: number
+}
+
+/**
+ * DID resolution shared by the ingester (commit signatures) and the API (service auth).
+ * DID documents are cached in memory; a failed signature check refreshes once.
+ */
+export const createIdResolver = (opts: IdentityOptions): IdResolver =>
+  new IdResolver({
+    plcUrl: opts.plcUrl,
+    timeout: opts.timeoutMs ?? 5000,
+    didCache: new MemoryCache(60 * 60 * 1000, 24 * 60 * 60 * 1000),
+    // DID documents are written by anyone: keep the SSRF-safe fetch unless told otherwise.
+    fetch: opts.allowPrivateNetwork
+      ? globalThis.fetch
+      : safeFetchWrap({ allowIpHost: false, allowImplicitRedirect: false }),
+  })
+
+/** The DID a key or issuer refers to, without a `#fragment`. */
+export const stripFragment = (did: string): string => {
+  const hash = did.indexOf('#')
+  return hash === -1 ? did : did.slice(0, hash)
+}

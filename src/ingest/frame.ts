@@ -1,0 +1,180 @@
+import { decodeAll } from '@atproto/lex-cbor'
+import { isCid, type Cid } from '@atproto/lex-data'
+
+export interface RepoOp {
+  action: 'create' | 'update' | 'delete'
+  path: string
+  cid: Cid | null
+}
+
+export interface CommitEvent {
+  type: 'commit'
+  seq: number
+  repo: string
+  rev: string
+  since: string | null
+  commit: Cid
+  blocks: Uint8Array
+  ops: RepoOp[]
+  time: string
+}
+
+export interface SyncEvent {
+  type: 'sync'
+  seq: number
+  did: string
+  rev: string
+  blocks: Uint8Array
+}
+
+export interface IdentityEvent {
+  type: 'identity'
+  seq: number
+  did: string
+}
+
+export interface AccountEvent {
+  type: 'account'
+  seq: number
+  did: string
+  active: boolean
+  status: string | undefined
+}
+
+/** `#info` messages, e.g. OutdatedCursor. */
+export interface InfoEvent {
+  type: 'info'
+  name: string
+  message: string | undefined
+}
+
+/** An error frame: the relay closes the stream after it (FutureCursor, ConsumerTooSlow). */
+export interface ErrorFrame {
+  type: 'error'
+  error: string
+  message: string | undefined
+}
+
+/** A message type this service does not know; it still carries a seq to advance past. */
+export interface OtherEvent {
+  type: 'other'
+  t: string
+  seq: number | undefined
+}
+
+export type FirehoseEvent = CommitEvent | SyncEvent | IdentityEvent | AccountEvent | InfoEvent | ErrorFrame | OtherEvent
+
+/** A frame that cannot be understood. `seq` is set when the body got far enough to carry one. */
+export class FrameError extends Error {
+  readonly reason: string
+  readonly seq: number | undefined
+  constructor(reason: string, message: string, seq?: number) {
+    super(message)
+    this.reason = reason
+    this.seq = seq
+  }
+}
+
+type Obj = Record<string, unknown>
+const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v) && !(v instanceof Uint8Array)
+
+const DID_RE = /^did:[a-z]+:[a-zA-Z0-9._:%-]{1,2048}$/
+const REV_RE = /^[234567abcdefghij][234567abcdefghijklmnopqrstuvwxyz]{12}$/
+
+const field = {
+  seq(body: Obj): number {
+    const seq = body.seq
+    if (typeof seq !== 'number' || !Number.isSafeInteger(seq) || seq < 0) throw new FrameError('bad-field', 'seq is not a non-negative integer')
+    return seq
+  },
+  did(body: Obj, name: string, seq: number): string {
+    const v = body[name]
+    if (typeof v !== 'string' || !DID_RE.test(v)) throw new FrameError('bad-field', `${name} is not a DID`, seq)
+    return v
+  },
+  rev(body: Obj, name: string, seq: number): string {
+    const v = body[name]
+    if (typeof v !== 'string' || !REV_RE.test(v)) throw new FrameError('bad-field', `${name} is not a TID`, seq)
+    return v
+  },
+  bytes(body: Obj, name: string, seq: number): Uint8Array {
+    const v = body[name]
+    if (!(v instanceof Uint8Array)) throw new FrameError('bad-field', `${name} is not bytes`, seq)
+    return v
+  },
+  optString(body: Obj, name: string): string | undefined {
+    const v = body[name]
+    return typeof v === 'string' ? v : undefined
+  },
+}
+
+const parseOps = (raw: unknown, seq: number): RepoOp[] => {
+  if (!Array.isArray(raw)) throw new FrameError('bad-field', 'ops is not an array', seq)
+  return raw.map((op: unknown) => {
+    if (!isObj(op)) throw new FrameError('bad-field', 'op is not an object', seq)
+    const { action, path, cid } = op
+    if (action !== 'create' && action !== 'update' && action !== 'delete') {
+      throw new FrameError('bad-field', `unknown op action`, seq)
+    }
+    if (typeof path !== 'string' || path.length > 1024) throw new FrameError('bad-field', 'op path is not a string', seq)
+    if (cid !== null && cid !== undefined && !isCid(cid)) throw new FrameError('bad-field', 'op cid is not a CID', seq)
+    return { action, path, cid: cid ?? null }
+  })
+}
+
+/** Decodes one subscribeRepos frame: a `{op, t}` header followed by a body, both DAG-CBOR. */
+export const decodeFrame = (bytes: Uint8Array): FirehoseEvent => {
+  let values: unknown[]
+  try {
+    values = [...decodeAll(bytes)]
+  } catch (err) {
+    throw new FrameError('bad-cbor', `frame is not DAG-CBOR: ${(err as Error).message}`)
+  }
+  const [header, body] = values
+  if (values.length !== 2 || !isObj(header) || !isObj(body)) {
+    throw new FrameError('bad-frame', `frame must hold a header and a body, got ${values.length} values`)
+  }
+  if (header.op === -1) {
+    return { type: 'error', error: field.optString(body, 'error') ?? 'Unknown', message: field.optString(body, 'message') }
+  }
+  if (header.op !== 1 || typeof header.t !== 'string') throw new FrameError('bad-frame', 'unknown header')
+  switch (header.t) {
+    case '#commit': {
+      const seq = field.seq(body)
+      const commit = body.commit
+      if (!isCid(commit)) throw new FrameError('bad-field', 'commit is not a CID', seq)
+      const since = body.since
+      return {
+        type: 'commit',
+        seq,
+        repo: field.did(body, 'repo', seq),
+        rev: field.rev(body, 'rev', seq),
+        since: typeof since === 'string' ? since : null,
+        commit,
+        blocks: field.bytes(body, 'blocks', seq),
+        ops: parseOps(body.ops, seq),
+        time: field.optString(body, 'time') ?? '',
+      }
+    }
+    case '#sync': {
+      const seq = field.seq(body)
+      return { type: 'sync', seq, did: field.did(body, 'did', seq), rev: field.rev(body, 'rev', seq), blocks: field.bytes(body, 'blocks', seq) }
+    }
+    case '#identity': {
+      const seq = field.seq(body)
+      return { type: 'identity', seq, did: field.did(body, 'did', seq) }
+    }
+    case '#account': {
+      const seq = field.seq(body)
+      const active = body.active
+      if (typeof active !== 'boolean') throw new FrameError('bad-field', 'active is not a boolean', seq)
+      return { type: 'account', seq, did: field.did(body, 'did', seq), active, status: field.optString(body, 'status') }
+    }
+    case '#info':
+      return { type: 'info', name: field.optString(body, 'name') ?? 'Unknown', message: field.optString(body, 'message') }
+    default: {
+      const seq = body.seq
+      return { type: 'other', t: header.t, seq: typeof seq === 'number' && Number.isSafeInteger(seq) && seq >= 0 ? seq : undefined }
+    }
+  }
+}

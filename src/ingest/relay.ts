@@ -1,0 +1,177 @@
+import WebSocket from 'ws'
+import type { Logger } from '../log.ts'
+
+export interface RelayOptions {
+  /** ws:// or wss:// base URL of the relay. */
+  url: string
+  /** Where to resume: the last seq handed to the consumer (replay is inclusive), or null. */
+  getCursor: () => number | null
+  log: Logger
+  /** Frames buffered before the socket is paused: memory stays bounded when we fall behind. */
+  highWater?: number
+  lowWater?: number
+  /** A ping unanswered for this long means a dead connection. */
+  heartbeatMs?: number
+  maxBackoffMs?: number
+}
+
+export interface RelayStatus {
+  connected: boolean
+  connects: number
+  reconnects: number
+  lastConnectedAt: string | null
+  lastDisconnectReason: string | null
+  nextRetryInMs: number | null
+}
+
+const MAX_FRAME_BYTES = 8 * 1024 * 1024
+
+/**
+ * A resumable subscription to com.atproto.sync.subscribeRepos. Frames are pulled with
+ * `next()`; when the consumer lags, the socket is paused so TCP flow control reaches the relay.
+ */
+export class RelaySubscription {
+  readonly status: RelayStatus = {
+    connected: false,
+    connects: 0,
+    reconnects: 0,
+    lastConnectedAt: null,
+    lastDisconnectReason: null,
+    nextRetryInMs: null,
+  }
+  private readonly opts: Required<RelayOptions>
+  private queue: Uint8Array[] = []
+  private waiter: ((frame: Uint8Array | null) => void) | null = null
+  private ws: WebSocket | null = null
+  private paused = false
+  private stopped = false
+  private failures = 0
+  private retryTimer: NodeJS.Timeout | null = null
+  private heartbeat: NodeJS.Timeout | null = null
+
+  constructor(opts: RelayOptions) {
+    this.opts = { highWater: 2000, lowWater: 200, heartbeatMs: 30_000, maxBackoffMs: 30_000, ...opts }
+  }
+
+  start(): void {
+    this.connect()
+  }
+
+  /** The next frame, or null after `timeoutMs` without one or once stopped. */
+  next(timeoutMs: number): Promise<Uint8Array | null> {
+    const frame = this.queue.shift()
+    if (frame) {
+      if (this.paused && this.queue.length <= this.opts.lowWater) {
+        this.paused = false
+        this.ws?.resume()
+      }
+      return Promise.resolve(frame)
+    }
+    if (this.stopped) return Promise.resolve(null)
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.waiter = null
+        resolve(null)
+      }, timeoutMs)
+      this.waiter = (f) => {
+        clearTimeout(timer)
+        this.waiter = null
+        resolve(f)
+      }
+    })
+  }
+
+  /** Frames received but not yet taken. */
+  get buffered(): number {
+    return this.queue.length
+  }
+
+  stop(): void {
+    this.stopped = true
+    if (this.retryTimer) clearTimeout(this.retryTimer)
+    this.stopHeartbeat()
+    this.ws?.terminate()
+    this.ws = null
+    this.queue = []
+    this.waiter?.(null)
+  }
+
+  private connect(): void {
+    if (this.stopped) return
+    this.status.nextRetryInMs = null
+    const cursor = this.opts.getCursor()
+    const url = `${this.opts.url}/xrpc/com.atproto.sync.subscribeRepos${cursor === null ? '' : `?cursor=${cursor}`}`
+    const ws = new WebSocket(url, { maxPayload: MAX_FRAME_BYTES, handshakeTimeout: 15_000 })
+    this.ws = ws
+    let alive = true
+    let openedAt = 0
+    ws.on('open', () => {
+      openedAt = Date.now()
+      this.status.connected = true
+      this.status.connects++
+      this.status.lastConnectedAt = new Date().toISOString()
+      this.opts.log.info({ url: this.opts.url, cursor }, 'relay connected')
+      this.stopHeartbeat()
+      this.heartbeat = setInterval(() => {
+        if (!alive) {
+          this.opts.log.warn({ url: this.opts.url }, 'relay heartbeat missed; reconnecting')
+          ws.terminate()
+          return
+        }
+        alive = false
+        ws.ping()
+      }, this.opts.heartbeatMs)
+    })
+    ws.on('pong', () => {
+      alive = true
+    })
+    ws.on('message', (data: Buffer, isBinary: boolean) => {
+      alive = true
+      if (!isBinary) return
+      if (this.waiter) {
+        this.waiter(data)
+        return
+      }
+      this.queue.push(data)
+      if (!this.paused && this.queue.length >= this.opts.highWater) {
+        this.paused = true
+        ws.pause()
+      }
+    })
+    ws.on('error', (err: Error) => {
+      this.status.lastDisconnectReason = err.message
+    })
+    ws.on('close', (code: number, reason: Buffer) => {
+      if (this.ws !== ws) return
+      this.ws = null
+      this.status.connected = false
+      this.stopHeartbeat()
+      if (code !== 1006 || !this.status.lastDisconnectReason) {
+        this.status.lastDisconnectReason = `closed ${code}${reason.length ? `: ${reason.toString()}` : ''}`
+      }
+      // Unread frames are dropped: the next connection resumes from the last seq taken.
+      this.queue = []
+      this.paused = false
+      if (this.stopped) return
+      // Only a connection that held for a while proves the relay healthy again; one that is
+      // refused or closed right after an error frame keeps backing off.
+      if (openedAt > 0 && Date.now() - openedAt > 10_000) this.failures = 0
+      this.scheduleReconnect()
+    })
+  }
+
+  private scheduleReconnect(): void {
+    this.failures++
+    this.status.reconnects++
+    const base = Math.min(this.opts.maxBackoffMs, 250 * 2 ** Math.min(this.failures - 1, 16))
+    const delay = Math.round(base / 2 + (Math.random() * base) / 2)
+    this.status.nextRetryInMs = delay
+    this.opts.log.warn({ url: this.opts.url, reason: this.status.lastDisconnectReason, retryInMs: delay }, 'relay disconnected')
+    this.retryTimer = setTimeout(() => this.connect(), delay)
+  }
+
+  private stopHeartbeat(): void {
+    if (this.heartbeat) clearInterval(this.heartbeat)
+    this.heartbeat = null
+  }
+}

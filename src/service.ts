@@ -1,0 +1,65 @@
+import path from 'node:path'
+import type { Config } from './config.ts'
+import { createLogger, type Logger } from './log.ts'
+import { startEmbeddedPostgres, type EmbeddedDb } from './db/embedded.ts'
+import { migrate } from './db/migrate.ts'
+import { createPool, type Pool } from './db/pool.ts'
+import { createIdResolver } from './identity.ts'
+import { loadLexicons } from './lexicons.ts'
+import { Indexer } from './ingest/indexer.ts'
+import { createServiceAuth } from './api/auth.ts'
+import { createApi } from './api/server.ts'
+
+export interface Service {
+  /** The API's base URL, e.g. http://127.0.0.1:3000. */
+  url: string
+  indexer: Indexer
+  pool: Pool
+  log: Logger
+  /** Stops reading, commits the cursor, closes the API and the database. */
+  stop(): Promise<void>
+}
+
+/** Migrations, the ingester and the API, in one process. */
+export const startService = async (config: Config, log: Logger = createLogger(config.logLevel)): Promise<Service> => {
+  let embedded: EmbeddedDb | undefined
+  let databaseUrl = config.databaseUrl
+  if (databaseUrl === undefined) {
+    embedded = await startEmbeddedPostgres({ dir: path.join(config.dataDir, 'pg'), port: config.embeddedPgPort, log })
+    databaseUrl = embedded.url
+    log.info({ dir: path.resolve(config.dataDir, 'pg'), port: config.embeddedPgPort }, 'embedded postgres started')
+  }
+  await migrate(databaseUrl, config.databaseSchema, log)
+  const pool = createPool(databaseUrl, config.databaseSchema)
+  const idResolver = createIdResolver({ plcUrl: config.plcUrl, allowPrivateNetwork: config.allowPrivateNetwork })
+  const lexicons = loadLexicons()
+  const indexer = new Indexer({
+    pool,
+    relayUrl: config.relayUrl,
+    startCursor: config.startCursor,
+    lexicons,
+    idResolver,
+    log: log.child({ component: 'ingest' }),
+  })
+  const api = createApi(
+    { pool, lexicons, auth: createServiceAuth(config.serviceDid, idResolver), relayUrl: config.relayUrl, version: config.version },
+    log,
+  )
+  await indexer.start()
+  const address = await api.listen({ port: config.port, host: config.host })
+  log.info({ address, relay: config.relayUrl, serviceDid: config.serviceDid }, 'service ready')
+  const url = new URL(address)
+  if (url.hostname === '0.0.0.0' || url.hostname === '[::]') url.hostname = '127.0.0.1'
+  return {
+    url: url.origin,
+    indexer,
+    pool,
+    log,
+    async stop() {
+      await indexer.stop()
+      await api.close()
+      await pool.end()
+      await embedded?.stop()
+    },
+  }
+}
