@@ -50,16 +50,20 @@ export const startService = async (config: Config, log: Logger = createLogger(co
   log.info({ address, relay: config.relayUrl, serviceDid: config.serviceDid }, 'service ready')
   const url = new URL(address)
   if (url.hostname === '0.0.0.0' || url.hostname === '[::]') url.hostname = '127.0.0.1'
+  let stopped: Promise<void> | undefined
   return {
     url: url.origin,
     indexer,
     pool,
     log,
-    async stop() {
-      await indexer.stop()
-      await api.close()
-      await pool.end()
-      await embedded?.stop()
+    stop() {
+      stopped ??= (async () => {
+        await indexer.stop()
+        await api.close()
+        await pool.end()
+        await embedded?.stop()
+      })()
+      return stopped
     },
   }
 }

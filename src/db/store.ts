@@ -126,7 +126,8 @@ const applyRejection = async (client: PoolClient, r: Rejection): Promise<boolean
   }
   await client.query(
     `INSERT INTO rejection (uri, collection, repo, rev, cid, seq, reason, detail, record)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+     ON CONFLICT DO NOTHING`,
     [r.uri ?? null, r.collection ?? null, r.repo ?? null, r.rev ?? null, r.cid ?? null, r.seq ?? null,
      r.reason, r.detail ?? null, r.record === undefined ? null : JSON.stringify(r.record)],
   )

@@ -1,0 +1,128 @@
+import { spawn } from 'node:child_process'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import pg from 'pg'
+import { createUser, freshSchema, startHarness, testConfig, waitFor, type Harness, type User } from './support/harness.ts'
+import { views } from './support/views.ts'
+
+let h: Harness
+let v: ReturnType<typeof views>
+let alice: User
+let bob: User
+
+beforeAll(async () => {
+  h = await startHarness()
+  v = views(h)
+  ;[alice, bob] = await Promise.all([createUser('alice'), createUser('bob')])
+})
+afterAll(async () => {
+  await h?.stop()
+})
+
+/** Everything a reader can see, without bookkeeping columns that a replay may touch. */
+const snapshot = async () => {
+  const q = async (sql: string) => (await h.service.pool.query(sql)).rows
+  return {
+    invites: await q(`SELECT uri, cid, rev, invitee, role, message, created_at, expires_at, sort_at, deleted_at IS NOT NULL AS deleted
+                      FROM invite ORDER BY uri`),
+    acceptances: await q('SELECT uri, cid, rev, invite_uri, invite_cid, lenient FROM acceptance ORDER BY uri'),
+    versions: await q('SELECT uri, cid FROM invite_version ORDER BY uri, cid'),
+    rejections: await q('SELECT uri, reason, rev FROM rejection ORDER BY uri, reason'),
+    tombstones: await q('SELECT uri, rev, deleted FROM record_rev ORDER BY uri'),
+  }
+}
+
+describe('restarts', () => {
+  it('indexes writes made while the service was down, once, and a full replay changes nothing', async () => {
+    const node = await alice.node()
+    const kept = await alice.invite(node, bob)
+    const doomed = await alice.invite(node, bob, { message: 'to be deleted' })
+    await v.waitForState(bob, doomed.uri, 'pending')
+    await v.waitForState(bob, kept.uri, 'pending')
+
+    await h.service.stop()
+    const newInvite = await alice.invite(node, bob)
+    await alice.delete(doomed.uri)
+    await bob.accept(kept, node)
+    await alice.invite(node, alice) // rejected: an invite to oneself
+    await h.restart()
+
+    await v.waitForState(bob, kept.uri, 'accepted')
+    await v.waitForState(bob, newInvite.uri, 'pending')
+    await v.waitForState(bob, doomed.uri, 'rejected')
+    const mine = (await v.list(alice, { inviter: alice.did, limit: 100 })).invites
+    expect(mine.map((i) => i.uri).sort()).toEqual([kept.uri, doomed.uri, newInvite.uri].sort())
+
+    // Wait for the cursor to settle, then replay the PDS's whole history from seq 0.
+    const settle = async () => {
+      const marker = await alice.invite(await alice.node(), bob)
+      await v.waitForState(bob, marker.uri, 'pending')
+    }
+    await settle()
+    const before = await snapshot()
+    await h.service.stop()
+    const admin = new pg.Client({ connectionString: h.config.databaseUrl, options: `-c search_path=${h.config.databaseSchema}` })
+    await admin.connect()
+    await admin.query('UPDATE relay_cursor SET seq = 0')
+    await admin.end()
+    await h.restart()
+    await waitFor(async () => {
+      const health = await h.get<{ cursor: number | null; ingest: { lastSeq: number } }>('_health')
+      return (health.body.cursor ?? 0) > 0
+    }, 'the replay to commit')
+    await settle()
+    const after = await snapshot()
+    expect(after.invites.length).toBe(before.invites.length + 1)
+    // The only difference a replay may make is the one new marker invite.
+    const newUris = new Set(after.invites.map((i) => i.uri))
+    for (const u of before.invites) expect(newUris.has(u.uri)).toBe(true)
+    expect(after.invites.filter((i) => before.invites.some((b) => b.uri === i.uri))).toEqual(before.invites)
+    expect(after.acceptances).toEqual(before.acceptances)
+    expect(after.rejections).toEqual(before.rejections)
+  })
+})
+
+describe('the operator contract of `npm start`', () => {
+  it('serves health, and on SIGTERM commits its cursor and exits 0', async () => {
+    const config = testConfig(freshSchema())
+    const child = spawn(process.execPath, ['src/main.ts'], {
+      env: {
+        ...process.env,
+        DATABASE_URL: config.databaseUrl,
+        DATABASE_SCHEMA: config.databaseSchema,
+        RELAY_URL: config.relayUrl.replace(/^ws/, 'http'),
+        PLC_URL: config.plcUrl,
+        START_CURSOR: '0',
+        PORT: '0',
+        HOST: '127.0.0.1',
+        LOG_LEVEL: 'info',
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    })
+    let output = ''
+    child.stdout.on('data', (d: Buffer) => (output += d.toString()))
+    child.stderr.on('data', (d: Buffer) => (output += d.toString()))
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)))
+    try {
+      const address = await waitFor(async () => /"address":"(http:\/\/[^"]+)"/.exec(output)?.[1], 'the service to listen', 20_000)
+      const health = await waitFor(async () => {
+        const res = await fetch(`${address}/xrpc/_health`)
+        const body = (await res.json()) as { version: string; cursor: number | null }
+        return res.status === 200 && body.cursor !== null ? body : undefined
+      }, 'a committed cursor')
+      expect(health.version).toMatch(/^\d+\.\d+\.\d+/)
+      const started = Date.now()
+      child.kill('SIGTERM')
+      expect(await exited).toBe(0)
+      expect(Date.now() - started).toBeLessThan(5000)
+      expect(output).toMatch(/shutting down/)
+    } finally {
+      child.kill('SIGKILL')
+    }
+    const client = new pg.Client({ connectionString: config.databaseUrl })
+    await client.connect()
+    const res = await client.query(`SELECT seq FROM "${config.databaseSchema}".relay_cursor`)
+    await client.end()
+    expect(res.rows).toHaveLength(1)
+    expect(res.rows[0].seq).toBeGreaterThan(0)
+  })
+})
