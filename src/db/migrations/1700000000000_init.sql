@@ -90,8 +90,8 @@ CREATE TABLE rejection (
   rejected_at timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX rejection_uri ON rejection (uri);
--- The same version of a record rejected for the same reason is one fact, however often replayed.
-CREATE UNIQUE INDEX rejection_fact ON rejection (uri, cid, rev, reason) NULLS NOT DISTINCT;
+-- One event rejecting one version of a record for one reason is one fact, however often replayed.
+CREATE UNIQUE INDEX rejection_fact ON rejection (uri, cid, rev, reason, seq) NULLS NOT DISTINCT;
 CREATE INDEX rejection_time ON rejection (rejected_at);
 
 -- Latest #account status per DID; an absent row means active.

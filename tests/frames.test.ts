@@ -1,0 +1,119 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { encode, cborToLex } from './support/cbor.ts'
+import { BlockMap, blocksToCarFile, readCarWithRoot } from '@atproto/repo'
+import type { LexValue } from '@atproto/lex-data'
+import { decodeFrame, type CommitEvent } from '../src/ingest/frame.ts'
+import { normaliseRelayUrl } from '../src/config.ts'
+import { createUser, pdsUrl, startHarness, waitFor, type Harness, type User } from './support/harness.ts'
+import { captureFrames, startReplayRelay, touches, type ReplayRelay } from './support/replay-relay.ts'
+import { views } from './support/views.ts'
+
+let relay: ReplayRelay
+let h: Harness
+let alice: User
+let bob: User
+let goodInvite: string
+
+const frame = (header: Record<string, unknown>, body: Record<string, unknown>): Uint8Array =>
+  new Uint8Array(Buffer.concat([encode(header as LexValue), encode(body as LexValue)]))
+
+const commitBody = (evt: CommitEvent): Record<string, unknown> => ({
+  seq: evt.seq,
+  rebase: false,
+  tooBig: false,
+  repo: evt.repo,
+  commit: evt.commit,
+  rev: evt.rev,
+  since: evt.since,
+  blocks: evt.blocks,
+  ops: evt.ops,
+  blobs: [],
+  time: evt.time,
+})
+
+/** The same commit, re-signed with a corrupted signature (a valid CAR, a forged commit). */
+const withBadSignature = async (evt: CommitEvent, seq: number): Promise<Uint8Array> => {
+  const car = await readCarWithRoot(evt.blocks)
+  const commit = cborToLex(car.blocks.get(car.root) as Uint8Array) as Record<string, unknown>
+  const sig = new Uint8Array(commit.sig as Uint8Array)
+  sig[5] = (sig[5] as number) ^ 0xff
+  const blocks = new BlockMap()
+  for (const [cid, bytes] of car.blocks) if (!cid.equals(car.root)) blocks.set(cid, bytes)
+  const root = await blocks.add({ ...commit, sig } as never)
+  return frame({ op: 1, t: '#commit' }, { ...commitBody(evt), seq, commit: root, blocks: await blocksToCarFile(root, blocks) })
+}
+
+/** A CAR whose record block bytes no longer hash to their CID. */
+const withTamperedBlock = async (evt: CommitEvent, seq: number): Promise<Uint8Array> => {
+  const car = await readCarWithRoot(evt.blocks)
+  const recordCid = evt.ops[0]?.cid
+  const blocks = new BlockMap()
+  for (const [cid, bytes] of car.blocks) {
+    if (recordCid && cid.equals(recordCid)) {
+      const copy = new Uint8Array(bytes)
+      copy[copy.length - 2] = (copy[copy.length - 2] as number) ^ 0x01
+      blocks.set(cid, copy)
+    } else blocks.set(cid, bytes)
+  }
+  return frame({ op: 1, t: '#commit' }, { ...commitBody(evt), seq, blocks: await blocksToCarFile(car.root, blocks) })
+}
+
+/** An op that claims a CID other than the one in the signed tree. */
+const withLyingOp = (evt: CommitEvent, seq: number): Uint8Array =>
+  frame({ op: 1, t: '#commit' }, { ...commitBody(evt), seq, ops: evt.ops.map((op) => ({ ...op, cid: evt.commit })) })
+
+beforeAll(async () => {
+  ;[alice, bob] = await Promise.all([createUser('alice'), createUser('bob')])
+  const node = await alice.node()
+  const invite = await alice.invite(node, bob)
+  goodInvite = invite.uri
+  const path = invite.uri.split('/').slice(3).join('/')
+  const frames = await captureFrames(normaliseRelayUrl(pdsUrl()), 0, touches(path))
+  const good = frames[frames.length - 1] as Uint8Array
+  const evt = decodeFrame(good) as CommitEvent
+  const base = evt.seq
+  // The bad frames come first, with seqs before the genuine commit.
+  const hostile: Uint8Array[] = [
+    good.slice(0, Math.floor(good.length / 2)),
+    new Uint8Array([0xff, 0x00, 0x13, 0x37]),
+    encode({ op: 1, t: '#commit' }),
+    frame({ op: 1, t: '#commit' }, { seq: base - 7, repo: 42, ops: 'nope' }),
+    frame({ op: 1, t: '#commit' }, { ...commitBody(evt), seq: base - 6, blocks: new Uint8Array([1, 2, 3]) }),
+    await withBadSignature(evt, base - 5),
+    await withTamperedBlock(evt, base - 4),
+    withLyingOp(evt, base - 3),
+    frame({ op: 1, t: '#identity' }, { seq: base - 2, did: 'not a did' }),
+    frame({ op: 1, t: '#info' }, { name: 'OutdatedCursor', message: 'too old' }),
+    good,
+  ]
+  relay = await startReplayRelay(hostile)
+  h = await startHarness({ relayUrl: relay.url })
+})
+afterAll(async () => {
+  await h?.stop()
+  await relay?.close()
+})
+
+interface Health {
+  cursor: number
+  ingest: {
+    malformed: Record<string, number>
+    rejected: Record<string, number>
+    problems: Record<string, { count: number }>
+  }
+}
+
+describe('hand-built bad frames', () => {
+  it('are counted and skipped, and the next good event is still indexed', async () => {
+    await views(h).waitForState(bob, goodInvite, 'pending')
+    const health = await waitFor(async () => {
+      const res = await h.get<Health>('_health')
+      return res.body.ingest.rejected['unproven-op'] ? res.body : undefined
+    }, 'the health report to include the rejections')
+    expect(health.ingest.malformed).toMatchObject({ 'bad-cbor': 2, 'bad-frame': 1, 'bad-field': 2 })
+    expect(health.ingest.rejected).toMatchObject({ 'bad-car': 2, 'bad-signature': 1, 'unproven-op': 1 })
+    expect(health.ingest.problems.OutdatedCursor?.count).toBe(1)
+    const rejections = await h.service.pool.query('SELECT reason FROM rejection WHERE uri = $1 ORDER BY reason', [goodInvite])
+    expect(rejections.rows.map((r: { reason: string }) => r.reason)).toEqual(['bad-car', 'bad-car', 'bad-signature', 'unproven-op'])
+  })
+})

@@ -1,0 +1,2 @@
+export { encode } from '@atproto/lex-cbor'
+export { cborToLex } from '@atproto/repo'

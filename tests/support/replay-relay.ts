@@ -1,0 +1,62 @@
+import { WebSocketServer } from 'ws'
+import WebSocket from 'ws'
+import { decodeFrame } from '../../src/ingest/frame.ts'
+
+export interface ReplayRelay {
+  url: string
+  close(): Promise<void>
+}
+
+/** A relay that serves a fixed list of frames to every subscriber, then stays open. */
+export const startReplayRelay = async (frames: readonly Uint8Array[]): Promise<ReplayRelay> => {
+  const wss = new WebSocketServer({ host: '127.0.0.1', port: 0, path: '/xrpc/com.atproto.sync.subscribeRepos' })
+  await new Promise<void>((resolve) => wss.once('listening', () => resolve()))
+  wss.on('connection', (ws) => {
+    for (const frame of frames) ws.send(frame, { binary: true })
+  })
+  const { port } = wss.address() as { port: number }
+  return {
+    url: `ws://127.0.0.1:${port}`,
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const client of wss.clients) client.terminate()
+        wss.close(() => resolve())
+      }),
+  }
+}
+
+/** Reads a real firehose from `cursor` until `until` matches a frame; returns all frames read. */
+export const captureFrames = (
+  wsUrl: string,
+  cursor: number,
+  until: (frame: Uint8Array) => boolean,
+  timeoutMs = 10_000,
+): Promise<Uint8Array[]> =>
+  new Promise((resolve, reject) => {
+    const frames: Uint8Array[] = []
+    const ws = new WebSocket(`${wsUrl}/xrpc/com.atproto.sync.subscribeRepos?cursor=${cursor}`)
+    const timer = setTimeout(() => {
+      ws.terminate()
+      reject(new Error('timed out capturing frames'))
+    }, timeoutMs)
+    ws.on('message', (data: Buffer) => {
+      const frame = new Uint8Array(data)
+      frames.push(frame)
+      if (until(frame)) {
+        clearTimeout(timer)
+        ws.terminate()
+        resolve(frames)
+      }
+    })
+    ws.on('error', reject)
+  })
+
+/** True when the frame is a commit touching the given record path. */
+export const touches = (path: string) => (frame: Uint8Array): boolean => {
+  try {
+    const evt = decodeFrame(frame)
+    return evt.type === 'commit' && evt.ops.some((op) => op.path === path)
+  } catch {
+    return false
+  }
+}
