@@ -13,6 +13,7 @@ let h: Harness
 let alice: User
 let bob: User
 let goodInvite: string
+let goodFrame: Uint8Array
 
 const frame = (header: Record<string, unknown>, body: Record<string, unknown>): Uint8Array =>
   new Uint8Array(Buffer.concat([encode(header as LexValue), encode(body as LexValue)]))
@@ -70,6 +71,7 @@ beforeAll(async () => {
   const path = invite.uri.split('/').slice(3).join('/')
   const frames = await captureFrames(normaliseRelayUrl(pdsUrl()), 0, touches(path))
   const good = frames[frames.length - 1] as Uint8Array
+  goodFrame = good
   const evt = decodeFrame(good) as CommitEvent
   const base = evt.seq
   // The bad frames come first, with seqs before the genuine commit.
@@ -84,6 +86,7 @@ beforeAll(async () => {
     withLyingOp(evt, base - 3),
     frame({ op: 1, t: '#identity' }, { seq: base - 2, did: 'not a did' }),
     frame({ op: 1, t: '#info' }, { name: 'OutdatedCursor', message: 'too old' }),
+    frame({ op: -1 }, { error: 'FutureCursor', message: 'cursor in the future' }),
     good,
   ]
   relay = await startReplayRelay(hostile)
@@ -113,7 +116,22 @@ describe('hand-built bad frames', () => {
     expect(health.ingest.malformed).toMatchObject({ 'bad-cbor': 2, 'bad-frame': 1, 'bad-field': 2 })
     expect(health.ingest.rejected).toMatchObject({ 'bad-car': 2, 'bad-signature': 1, 'unproven-op': 1 })
     expect(health.ingest.problems.OutdatedCursor?.count).toBe(1)
+    expect(health.ingest.problems.FutureCursor?.count).toBe(1)
     const rejections = await h.service.pool.query('SELECT reason FROM rejection WHERE uri = $1 ORDER BY reason', [goodInvite])
     expect(rejections.rows.map((r: { reason: string }) => r.reason)).toEqual(['bad-car', 'bad-car', 'bad-signature', 'unproven-op'])
+  })
+
+  it('reconnects after the relay drops it, resuming from the last seq it read', async () => {
+    const seq = decodeFrame(goodFrame) as CommitEvent
+    await waitFor(async () => (await h.get<Health>('_health')).body.cursor === seq.seq, 'the cursor to reach the good commit')
+    expect(relay.cursors).toEqual(['0'])
+    relay.dropAll()
+    await waitFor(async () => relay.cursors.length === 2, 'a reconnection')
+    expect(relay.cursors[1]).toBe(String(seq.seq))
+    const health = await waitFor(async () => {
+      const body = (await h.get<Health & { ingest: { reconnects: number; connected: boolean } }>('_health')).body
+      return body.ingest.reconnects >= 1 && body.ingest.connected ? body : undefined
+    }, 'health to show the reconnection')
+    expect(health.ingest.reconnects).toBe(1)
   })
 })

@@ -1,8 +1,13 @@
 import { spawn } from 'node:child_process'
+import { existsSync } from 'node:fs'
+import { chmod, mkdtemp, rm } from 'node:fs/promises'
+import os from 'node:os'
+import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import pg from 'pg'
 import { createUser, freshSchema, startHarness, testConfig, waitFor, type Harness, type User } from './support/harness.ts'
 import { views } from './support/views.ts'
+import { freePort } from './support/postgres.ts'
 
 let h: Harness
 let v: ReturnType<typeof views>
@@ -81,43 +86,54 @@ describe('restarts', () => {
   })
 })
 
+/** Runs `src/main.ts` as `npm start` would, until SIGTERM; returns the exit code and timing. */
+const runService = async (env: Record<string, string | undefined>, whileUp: (address: string) => Promise<void>) => {
+  const child = spawn(process.execPath, ['src/main.ts'], {
+    env: { ...process.env, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'info', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  let output = ''
+  child.stdout.on('data', (d: Buffer) => (output += d.toString()))
+  child.stderr.on('data', (d: Buffer) => (output += d.toString()))
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)))
+  try {
+    const address = await waitFor(async () => /"address":"(http:\/\/[^"]+)"/.exec(output)?.[1], 'the service to listen', 30_000)
+    await whileUp(address)
+    const started = Date.now()
+    child.kill('SIGTERM')
+    const code = await exited
+    return { code, stopMs: Date.now() - started, output }
+  } finally {
+    child.kill('SIGKILL')
+  }
+}
+
+const waitForCursor = (address: string) =>
+  waitFor(async () => {
+    const res = await fetch(`${address}/xrpc/_health`)
+    const body = (await res.json()) as { version: string; cursor: number | null }
+    return res.status === 200 && body.cursor !== null ? body : undefined
+  }, 'a committed cursor')
+
 describe('the operator contract of `npm start`', () => {
   it('serves health, and on SIGTERM commits its cursor and exits 0', async () => {
     const config = testConfig(freshSchema())
-    const child = spawn(process.execPath, ['src/main.ts'], {
-      env: {
-        ...process.env,
+    const run = await runService(
+      {
         DATABASE_URL: config.databaseUrl,
         DATABASE_SCHEMA: config.databaseSchema,
         RELAY_URL: config.relayUrl.replace(/^ws/, 'http'),
         PLC_URL: config.plcUrl,
         START_CURSOR: '0',
-        PORT: '0',
-        HOST: '127.0.0.1',
-        LOG_LEVEL: 'info',
       },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    })
-    let output = ''
-    child.stdout.on('data', (d: Buffer) => (output += d.toString()))
-    child.stderr.on('data', (d: Buffer) => (output += d.toString()))
-    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)))
-    try {
-      const address = await waitFor(async () => /"address":"(http:\/\/[^"]+)"/.exec(output)?.[1], 'the service to listen', 20_000)
-      const health = await waitFor(async () => {
-        const res = await fetch(`${address}/xrpc/_health`)
-        const body = (await res.json()) as { version: string; cursor: number | null }
-        return res.status === 200 && body.cursor !== null ? body : undefined
-      }, 'a committed cursor')
-      expect(health.version).toMatch(/^\d+\.\d+\.\d+/)
-      const started = Date.now()
-      child.kill('SIGTERM')
-      expect(await exited).toBe(0)
-      expect(Date.now() - started).toBeLessThan(5000)
-      expect(output).toMatch(/shutting down/)
-    } finally {
-      child.kill('SIGKILL')
-    }
+      async (address) => {
+        const health = await waitForCursor(address)
+        expect(health.version).toMatch(/^\d+\.\d+\.\d+/)
+      },
+    )
+    expect(run.code, run.output).toBe(0)
+    expect(run.stopMs).toBeLessThan(5000)
+    expect(run.output).toMatch(/shutting down/)
     const client = new pg.Client({ connectionString: config.databaseUrl })
     await client.connect()
     const res = await client.query(`SELECT seq FROM "${config.databaseSchema}".relay_cursor`)
@@ -125,4 +141,35 @@ describe('the operator contract of `npm start`', () => {
     expect(res.rows).toHaveLength(1)
     expect(res.rows[0].seq).toBeGreaterThan(0)
   })
+
+  it('runs on an embedded Postgres kept under DATA_DIR when DATABASE_URL is unset', async () => {
+    const dataDir = await mkdtemp(path.join(os.tmpdir(), 'collab-start-'))
+    await chmod(dataDir, 0o755)
+    const port = await freePort()
+    const env = {
+      DATABASE_URL: undefined,
+      DATA_DIR: dataDir,
+      EMBEDDED_PG_PORT: String(port),
+      RELAY_URL: testConfig('x').relayUrl,
+      PLC_URL: testConfig('x').plcUrl,
+      START_CURSOR: '0',
+    }
+    try {
+      const first = await runService(env, async (address) => {
+        await waitForCursor(address)
+      })
+      expect(first.code, first.output).toBe(0)
+      expect(existsSync(path.join(dataDir, 'pg', 'PG_VERSION'))).toBe(true)
+      // The server is stopped with the service, and the data survives into the next start.
+      await expect(new pg.Client({ connectionString: `postgres://postgres:postgres@127.0.0.1:${port}/postgres` }).connect()).rejects.toThrow()
+      const second = await runService(env, async (address) => {
+        const health = await waitForCursor(address)
+        expect(health.cursor).toBeGreaterThan(0)
+      })
+      expect(second.code, second.output).toBe(0)
+      expect(second.output).not.toMatch(/migrations applied/)
+    } finally {
+      await rm(dataDir, { recursive: true, force: true })
+    }
+  }, 60_000)
 })

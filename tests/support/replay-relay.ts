@@ -4,6 +4,10 @@ import { decodeFrame } from '../../src/ingest/frame.ts'
 
 export interface ReplayRelay {
   url: string
+  /** The `cursor` parameter of each subscription so far (null when absent). */
+  cursors: (string | null)[]
+  /** Drops every open connection, as a relay restart would. */
+  dropAll(): void
   close(): Promise<void>
 }
 
@@ -11,12 +15,18 @@ export interface ReplayRelay {
 export const startReplayRelay = async (frames: readonly Uint8Array[]): Promise<ReplayRelay> => {
   const wss = new WebSocketServer({ host: '127.0.0.1', port: 0, path: '/xrpc/com.atproto.sync.subscribeRepos' })
   await new Promise<void>((resolve) => wss.once('listening', () => resolve()))
-  wss.on('connection', (ws) => {
+  const cursors: (string | null)[] = []
+  wss.on('connection', (ws, req) => {
+    cursors.push(new URL(req.url ?? '/', 'http://x').searchParams.get('cursor'))
     for (const frame of frames) ws.send(frame, { binary: true })
   })
   const { port } = wss.address() as { port: number }
   return {
     url: `ws://127.0.0.1:${port}`,
+    cursors,
+    dropAll() {
+      for (const client of wss.clients) client.terminate()
+    },
     close: () =>
       new Promise<void>((resolve) => {
         for (const client of wss.clients) client.terminate()
