@@ -24,7 +24,8 @@ const waitForAccount = (did: string, active: boolean, status: string | null) =>
   waitFor(async () => {
     const res = await h.service.pool.query('SELECT active, status FROM account WHERE did = $1', [did])
     const row = res.rows[0] as { active: boolean; status: string | null } | undefined
-    return row?.active === active && row.status === status
+    // Active accounts have no row: only inactive ones are stored.
+    return active ? row === undefined : row?.active === false && row.status === status
   }, `${did} to be ${status ?? 'active'}`)
 
 describe('#account events', () => {
@@ -42,6 +43,7 @@ describe('#account events', () => {
 
     await takedown(alice.did, false)
     await waitForAccount(alice.did, true, null)
+    await v.waitForState(bob, invite.uri, 'accepted')
     expect((await v.find(bob, invite.uri))?.state).toBe('accepted')
     expect((await v.collaborators(node.uri)).map((c) => c.did)).toEqual([bob.did])
   })
@@ -61,6 +63,7 @@ describe('#account events', () => {
 
     await bob.agent.com.atproto.server.activateAccount()
     await waitForAccount(bob.did, true, null)
+    await v.waitForState(bob, invite.uri, 'accepted')
     expect((await v.collaborators(node.uri)).map((c) => c.did)).toEqual([bob.did])
   })
 

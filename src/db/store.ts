@@ -135,6 +135,11 @@ const applyRejection = async (client: PoolClient, r: Rejection): Promise<boolean
 }
 
 const applyAccount = async (client: PoolClient, a: AccountStatus): Promise<boolean> => {
+  // Only inactive accounts are stored: the table stays as small as the set it filters out.
+  if (a.active) {
+    await client.query('DELETE FROM account WHERE did = $1', [a.did])
+    return true
+  }
   await client.query(
     `INSERT INTO account (did, active, status, seq) VALUES ($1, $2, $3, $4)
      ON CONFLICT (did) DO UPDATE SET active = excluded.active, status = excluded.status, seq = excluded.seq, updated_at = now()`,

@@ -127,7 +127,15 @@ export class Indexer {
     if (!relay) return
     while (!this.stopping) {
       const frame = await relay.next(this.opts.cursorIntervalMs)
-      if (frame) await this.handleFrame(frame)
+      if (frame) {
+        try {
+          await this.handleFrame(frame)
+        } catch (err) {
+          // A bug on one event must not stop the stream; the event is counted and logged.
+          bump(this.status.malformed, 'internal-error')
+          this.opts.log.error({ err }, 'event could not be processed')
+        }
+      }
       const due = Date.now() - this.lastCommitAt >= this.opts.cursorIntervalMs && this.lastSeq !== this.committedSeq
       // Relevant effects are committed as soon as the backlog is drained (freshness), and in
       // batches while it is not (throughput).

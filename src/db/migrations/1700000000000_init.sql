@@ -94,7 +94,8 @@ CREATE INDEX rejection_uri ON rejection (uri);
 CREATE UNIQUE INDEX rejection_fact ON rejection (uri, cid, rev, reason, seq) NULLS NOT DISTINCT;
 CREATE INDEX rejection_time ON rejection (rejected_at);
 
--- Latest #account status per DID; an absent row means active.
+-- Accounts whose latest #account event says inactive (takendown, suspended, deactivated,
+-- deleted, ...); an absent row means active.
 CREATE TABLE account (
   did text PRIMARY KEY,
   active boolean NOT NULL,
