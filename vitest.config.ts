@@ -8,5 +8,6 @@ export default defineConfig({
     hookTimeout: 60_000,
     pool: 'forks',
     fileParallelism: true,
+    reporters: ['default', './tests/support/summary-reporter.ts'],
   },
 })
