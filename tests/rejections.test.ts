@@ -22,11 +22,7 @@ const rejectionsFor = async (uri: string): Promise<{ reason: string; detail: str
   return res.rows
 }
 
-/** Writes after `uri` and waits for them: the stream is ordered, so `uri` was processed. */
-const barrier = async () => {
-  const marker = await alice.invite(await alice.node(), bob)
-  await v.waitForState(bob, marker.uri, 'pending')
-}
+const barrier = () => v.barrier(alice, bob)
 
 describe('records that must never be served', () => {
   it('rejects an invite onto someone else’s record and never lets it grant collaboration', async () => {

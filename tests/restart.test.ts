@@ -58,10 +58,7 @@ describe('restarts', () => {
     expect(mine.map((i) => i.uri).sort()).toEqual([kept.uri, doomed.uri, newInvite.uri].sort())
 
     // Wait for the cursor to settle, then replay the PDS's whole history from seq 0.
-    const settle = async () => {
-      const marker = await alice.invite(await alice.node(), bob)
-      await v.waitForState(bob, marker.uri, 'pending')
-    }
+    const settle = () => v.barrier(alice, bob)
     await settle()
     const before = await snapshot()
     await h.service.stop()

@@ -51,5 +51,13 @@ export const views = (h: Harness) => {
     waitFor(async () => (await inbox(user)).invites.find((i) => i.uri === uri && i.state === state), `${uri} to be ${state}`)
   const find = async (user: User, uri: string): Promise<InviteView | undefined> =>
     (await inbox(user)).invites.find((i) => i.uri === uri)
-  return { list, inbox, collaborators, waitForState, find }
+  /**
+   * Writes a fresh invite and waits for it. The stream is ordered per repo and processed in
+   * order, so everything written before the barrier has been processed once it returns.
+   */
+  const barrier = async (inviter: User, invitee: User): Promise<void> => {
+    const marker = await inviter.invite(await inviter.node(), invitee)
+    await waitForState(invitee, marker.uri, 'pending')
+  }
+  return { list, inbox, collaborators, waitForState, find, barrier }
 }
