@@ -18,6 +18,15 @@ export interface Config {
   logLevel: string
   /** Allow DID documents and PDSes on loopback / private addresses (tests, local networks). */
   allowPrivateNetwork: boolean
+  /** Subject proofs fetched from inviters' PDSes. */
+  verify: {
+    concurrency: number
+    perHost: number
+    maxAttempts: number
+    backoffBaseMs: number
+    timeoutMs: number
+    maxBytes: number
+  }
   version: string
 }
 
@@ -116,6 +125,14 @@ export const loadConfig = (): Config => {
     logLevel: env('LOG_LEVEL') ?? 'info',
     // A relay on a private address is a local network: its PDSes and PLC live there too.
     allowPrivateNetwork: boolEnv('ALLOW_PRIVATE_NETWORK', isPrivateHost(relayUrl) || isPrivateHost(plcUrl)),
+    verify: {
+      concurrency: intEnv('VERIFY_CONCURRENCY', 16, 1, 1000),
+      perHost: intEnv('VERIFY_PER_HOST', 4, 1, 100),
+      maxAttempts: intEnv('VERIFY_MAX_ATTEMPTS', 10, 1, 1000),
+      backoffBaseMs: intEnv('VERIFY_BACKOFF_MS', 2000, 1, 3_600_000),
+      timeoutMs: intEnv('VERIFY_TIMEOUT_MS', 5000, 100, 120_000),
+      maxBytes: intEnv('VERIFY_MAX_BYTES', 1024 * 1024, 1024, 64 * 1024 * 1024),
+    },
     version: packageVersion(),
   }
 }

@@ -23,6 +23,18 @@ export const createIdResolver = (opts: IdentityOptions): IdResolver =>
       : safeFetchWrap({ allowIpHost: false, allowImplicitRedirect: false }),
   })
 
+/**
+ * The client for subject proofs: PDS URLs come from DID documents, so requests are bounded in
+ * time and size, and loopback / private addresses are refused unless the network is local.
+ */
+export const createProofFetch = (opts: { allowPrivateNetwork: boolean; timeoutMs: number; maxBytes: number }) =>
+  safeFetchWrap({
+    ssrfProtection: !opts.allowPrivateNetwork,
+    timeout: opts.timeoutMs,
+    responseMaxSize: opts.maxBytes,
+    allowImplicitRedirect: false,
+  })
+
 /** The DID a key or issuer refers to, without a `#fragment`. */
 export const stripFragment = (did: string): string => {
   const hash = did.indexOf('#')

@@ -4,13 +4,15 @@ import { createLogger, type Logger } from './log.ts'
 import { startEmbeddedPostgres, type EmbeddedDb } from './db/embedded.ts'
 import { migrate } from './db/migrate.ts'
 import { createPool, type Pool } from './db/pool.ts'
-import { createIdResolver } from './identity.ts'
+import { createIdResolver, createProofFetch } from './identity.ts'
 import { loadLexicons } from './lexicons.ts'
 import { Indexer } from './ingest/indexer.ts'
+import { SubjectVerifier } from './ingest/verifier.ts'
 import { createServiceAuth } from './api/auth.ts'
 import { createApi } from './api/server.ts'
 
 export interface Service {
+  verifier: SubjectVerifier
   /** The API's base URL, e.g. http://127.0.0.1:3000. */
   url: string
   indexer: Indexer
@@ -33,7 +35,22 @@ export const startService = async (config: Config, log: Logger = createLogger(co
   const pool = createPool(databaseUrl, config.databaseSchema)
   const idResolver = createIdResolver({ plcUrl: config.plcUrl, allowPrivateNetwork: config.allowPrivateNetwork })
   const lexicons = loadLexicons()
+  const verifier = new SubjectVerifier({
+    pool,
+    idResolver,
+    log: log.child({ component: 'verify' }),
+    fetch: createProofFetch({
+      allowPrivateNetwork: config.allowPrivateNetwork,
+      timeoutMs: config.verify.timeoutMs,
+      maxBytes: config.verify.maxBytes,
+    }),
+    concurrency: config.verify.concurrency,
+    perHost: config.verify.perHost,
+    maxAttempts: config.verify.maxAttempts,
+    backoffBaseMs: config.verify.backoffBaseMs,
+  })
   const indexer = new Indexer({
+    verifier,
     pool,
     relayUrl: config.relayUrl,
     startCursor: config.startCursor,
@@ -46,6 +63,7 @@ export const startService = async (config: Config, log: Logger = createLogger(co
     log,
   )
   await indexer.start()
+  verifier.start()
   const address = await api.listen({ port: config.port, host: config.host })
   log.info({ address, relay: config.relayUrl, serviceDid: config.serviceDid }, 'service ready')
   const url = new URL(address)
@@ -54,11 +72,12 @@ export const startService = async (config: Config, log: Logger = createLogger(co
   return {
     url: url.origin,
     indexer,
+    verifier,
     pool,
     log,
     stop() {
       stopped ??= (async () => {
-        await indexer.stop()
+        await Promise.all([indexer.stop(), verifier.stop()])
         await api.close()
         await pool.end()
         await embedded?.stop()

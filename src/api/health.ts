@@ -1,16 +1,18 @@
 import type { FastifyInstance } from 'fastify'
 import { readRelayState } from '../db/cursor.ts'
+import { queueStats } from '../db/verification.ts'
 import type { ApiContext } from './context.ts'
 
 export const registerHealth = (app: FastifyInstance, ctx: ApiContext): void => {
   app.get('/xrpc/_health', async () => {
-    const state = await readRelayState(ctx.pool, ctx.relayUrl)
+    const [state, queue] = await Promise.all([readRelayState(ctx.pool, ctx.relayUrl), queueStats(ctx.pool)])
     return {
       version: ctx.version,
       relay: ctx.relayUrl,
       cursor: state.cursor,
       cursorUpdatedAt: state.updatedAt?.toISOString() ?? null,
       ingest: state.status,
+      verificationQueue: queue,
     }
   })
 }

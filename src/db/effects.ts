@@ -35,6 +35,15 @@ export interface AcceptanceWrite extends RecordRef {
   createdAt: Date
 }
 
+/** A Chive record (pub.chive.*) outside our collections: a possible invite subject. */
+export interface SubjectWrite extends RecordRef {
+  kind: 'subject'
+  collection: string
+  action: 'create' | 'update' | 'delete'
+  /** null for a delete. */
+  cid: string | null
+}
+
 export interface RecordDelete extends RecordRef {
   kind: 'delete'
   collection: Collection
@@ -65,4 +74,11 @@ export interface AccountStatus {
   seq: number
 }
 
-export type Effect = InviteWrite | AcceptanceWrite | RecordDelete | Rejection | AccountStatus
+/** A DID's identity changed (a PDS move, a key rotation): its stalled proofs get another try. */
+export interface IdentityChange {
+  kind: 'identity'
+  did: string
+  seq: number
+}
+
+export type Effect = InviteWrite | AcceptanceWrite | SubjectWrite | RecordDelete | Rejection | AccountStatus | IdentityChange

@@ -58,7 +58,9 @@ const ACCEPTANCE_OF_INVITE = `
   ORDER BY a.created_at, a.uri
   LIMIT 1`
 
-const INVITER_ACTIVE = 'NOT EXISTS (SELECT 1 FROM account x WHERE x.did = i.inviter AND NOT x.active)'
+// Served invites: their subject is proven, and their inviter is active.
+const SERVABLE = `i.verification = 'verified'
+  AND NOT EXISTS (SELECT 1 FROM account x WHERE x.did = i.inviter AND NOT x.active)`
 
 const STATE = `CASE
     WHEN i.deleted_at IS NOT NULL THEN 'rejected'
@@ -84,7 +86,7 @@ interface RawInvite {
 
 export const listInvites = async (pool: Pool, f: InviteFilter): Promise<InvitePage> => {
   const params: unknown[] = []
-  const where: string[] = [INVITER_ACTIVE]
+  const where: string[] = [SERVABLE]
   const add = (sql: (p: string) => string, value: unknown) => {
     params.push(value)
     where.push(sql(`$${params.length}`))
@@ -157,7 +159,7 @@ export const listCollaborators = async (pool: Pool, subjectUri: string, limit = 
        JOIN LATERAL (${ACCEPTANCE_OF_INVITE}) acc ON true
        WHERE i.subject_uri = $1 AND i.deleted_at IS NULL
          AND (i.expires_at IS NULL OR i.expires_at > now())
-         AND ${INVITER_ACTIVE}
+         AND ${SERVABLE}
        ORDER BY i.invitee, acc.created_at, i.uri
      ) c ORDER BY c.accepted_at, c.did
      LIMIT $2`,

@@ -1,10 +1,13 @@
 import type { Pool, PoolClient } from './pool.ts'
-import { INVITE_NSID, type Effect, type InviteWrite, type AcceptanceWrite, type RecordDelete, type Rejection, type AccountStatus } from './effects.ts'
+import { INVITE_NSID, type Effect, type InviteWrite, type AcceptanceWrite, type RecordDelete, type Rejection, type AccountStatus, type SubjectWrite } from './effects.ts'
+import { settleInviteVerification, applySubjectToInvites, requeueStalledProofs } from './verification.ts'
 
 /** Outcome counts of one committed batch, for metrics and logs. */
 export interface BatchResult {
   applied: number
   stale: number
+  /** Invites queued for a proof of their subject from the inviter's PDS. */
+  queued: number
 }
 
 /**
@@ -19,13 +22,14 @@ export const commitBatch = async (
   status: unknown,
 ): Promise<BatchResult> => {
   const client = await pool.connect()
-  const result: BatchResult = { applied: 0, stale: 0 }
+  const result: BatchResult = { applied: 0, stale: 0, queued: 0 }
   try {
     await client.query('BEGIN')
     for (const effect of effects) {
-      const applied = await applyEffect(client, effect)
-      if (applied) result.applied++
-      else result.stale++
+      const outcome = await applyEffect(client, effect)
+      if (outcome === false) result.stale++
+      else result.applied++
+      if (outcome === 'queued') result.queued++
     }
     await client.query(
       `INSERT INTO relay_cursor (relay_url, seq, status) VALUES ($1, $2, $3)
@@ -42,18 +46,25 @@ export const commitBatch = async (
   }
 }
 
-const applyEffect = (client: PoolClient, effect: Effect): Promise<boolean> => {
+/** false: stale, nothing done; 'queued': applied, and a subject proof must be fetched. */
+type Outcome = boolean | 'queued'
+
+const applyEffect = (client: PoolClient, effect: Effect): Promise<Outcome> => {
   switch (effect.kind) {
     case 'invite':
       return applyInvite(client, effect)
     case 'acceptance':
       return applyAcceptance(client, effect)
+    case 'subject':
+      return applySubject(client, effect)
     case 'delete':
       return applyDelete(client, effect)
     case 'rejection':
       return applyRejection(client, effect)
     case 'account':
       return applyAccount(client, effect)
+    case 'identity':
+      return requeueStalledProofs(client, effect.did).then((n) => (n > 0 ? 'queued' : true))
   }
 }
 
@@ -68,7 +79,7 @@ const claimRev = async (client: PoolClient, uri: string, rev: string, deleted: b
   return res.rowCount === 1
 }
 
-const applyInvite = async (client: PoolClient, w: InviteWrite): Promise<boolean> => {
+const applyInvite = async (client: PoolClient, w: InviteWrite): Promise<Outcome> => {
   if (!(await claimRev(client, w.uri, w.rev, false, w.seq))) return false
   await client.query(
     `INSERT INTO invite (uri, inviter, cid, rev, subject_uri, subject_cid, subject_collection, invitee,
@@ -85,6 +96,12 @@ const applyInvite = async (client: PoolClient, w: InviteWrite): Promise<boolean>
      w.role ?? null, w.message ?? null, w.createdAt, w.expiresAt ?? null, w.seq],
   )
   await client.query('INSERT INTO invite_version (uri, cid) VALUES ($1, $2) ON CONFLICT DO NOTHING', [w.uri, w.cid])
+  return (await settleInviteVerification(client, w)) ? 'queued' : true
+}
+
+const applySubject = async (client: PoolClient, w: SubjectWrite): Promise<Outcome> => {
+  if (!(await claimRev(client, w.uri, w.rev, w.cid === null, w.seq))) return false
+  await applySubjectToInvites(client, w)
   return true
 }
 
@@ -105,6 +122,7 @@ const applyAcceptance = async (client: PoolClient, w: AcceptanceWrite): Promise<
 const applyDelete = async (client: PoolClient, d: RecordDelete): Promise<boolean> => {
   if (!(await claimRev(client, d.uri, d.rev, true, d.seq))) return false
   if (d.collection === INVITE_NSID) {
+    await client.query('DELETE FROM verify_queue WHERE invite_uri = $1', [d.uri])
     // Kept as a tombstone so Chive's "rejected" state can be served; the inviter's words go.
     await client.query(
       `UPDATE invite SET deleted_at = now(), message = NULL, rev = $2, seq = $3, updated_at = now()

@@ -1,8 +1,8 @@
-import { MemoryBlockstore, MST, def, readCarWithRoot, verifyCommitSig } from '@atproto/repo'
+import { MemoryBlockstore, MST, def, readCarWithRoot, verifyCommitSig, type BlockMap } from '@atproto/repo'
 import type { Cid } from '@atproto/lex-data'
 import type { CommitEvent, RepoOp } from './frame.ts'
 
-/** Why a commit (or one op of it) could not be trusted. */
+/** Why a commit (or a repo proof) could not be trusted. */
 export class VerificationError extends Error {
   readonly reason: string
   constructor(reason: string, message: string) {
@@ -16,30 +16,25 @@ export interface SigningKeys {
   signingKey(did: string, refresh: boolean): Promise<string>
 }
 
-export interface VerifiedOp {
-  op: RepoOp
-  /** The record's bytes for creates and updates, hash-checked against the op's CID. */
-  record: Uint8Array | null
+export interface SignedRepo {
+  root: Cid
+  rev: string
+  blocks: BlockMap
+  mst: MST
 }
 
 /**
- * Proves the given ops of a commit: the CAR's blocks match their CIDs, the signed commit
- * is this repo's at this rev, its signature verifies against the repo's key, and each op
- * is where it says in the signed MST (inclusion for writes, exclusion for deletes).
- * Throws VerificationError for a commit that fails as a whole.
+ * Opens a CAR that carries a signed commit of `did`'s repo: every block matches its CID, the
+ * root is a commit of this repo, and its signature verifies against the repo's key (refreshed
+ * once, in case it rotated). Proof paths in the MST can then be walked from `mst`.
  */
-export const verifyCommitOps = async (
-  evt: CommitEvent,
-  ops: readonly RepoOp[],
-  keys: SigningKeys,
-): Promise<{ verified: VerifiedOp[]; unproven: { op: RepoOp; reason: string }[] }> => {
+export const openSignedRepo = async (carBytes: Uint8Array, did: string, keys: SigningKeys): Promise<SignedRepo> => {
   let car: Awaited<ReturnType<typeof readCarWithRoot>>
   try {
-    car = await readCarWithRoot(evt.blocks)
+    car = await readCarWithRoot(carBytes)
   } catch (err) {
-    throw new VerificationError('bad-car', `commit blocks are not a valid CAR: ${(err as Error).message}`)
+    throw new VerificationError('bad-car', `not a valid CAR: ${(err as Error).message}`)
   }
-  if (!car.root.equals(evt.commit)) throw new VerificationError('commit-mismatch', 'CAR root is not the event commit')
   const store = new MemoryBlockstore(car.blocks)
   let signed
   try {
@@ -47,21 +42,40 @@ export const verifyCommitOps = async (
   } catch (err) {
     throw new VerificationError('missing-commit', `signed commit block missing or malformed: ${(err as Error).message}`)
   }
-  if (signed.did !== evt.repo) throw new VerificationError('wrong-repo', `commit is for ${signed.did}, not ${evt.repo}`)
-  if (signed.rev !== evt.rev) throw new VerificationError('wrong-rev', `commit rev ${signed.rev} is not event rev ${evt.rev}`)
-  let key = await keys.signingKey(evt.repo, false)
-  if (!(await verifyCommitSig(signed, key))) {
-    // The key may have rotated since we cached the DID document.
-    key = await keys.signingKey(evt.repo, true)
-    if (!(await verifyCommitSig(signed, key))) throw new VerificationError('bad-signature', 'commit signature does not verify')
+  if (signed.did !== did) throw new VerificationError('wrong-repo', `commit is for ${signed.did}, not ${did}`)
+  if (!(await verifyCommitSig(signed, await keys.signingKey(did, false)))) {
+    if (!(await verifyCommitSig(signed, await keys.signingKey(did, true)))) {
+      throw new VerificationError('bad-signature', 'commit signature does not verify')
+    }
   }
-  const mst = MST.load(store, signed.data)
+  return { root: car.root, rev: signed.rev, blocks: car.blocks, mst: MST.load(store, signed.data) }
+}
+
+export interface VerifiedOp {
+  op: RepoOp
+  /** The record's bytes for creates and updates, hash-checked against the op's CID. */
+  record: Uint8Array | null
+}
+
+/**
+ * Proves the given ops of a commit event: the CAR is a signed commit of the event's repo at the
+ * event's rev and commit CID, and each op is where it says in the signed MST (inclusion for
+ * writes, exclusion for deletes). Throws VerificationError when the commit fails as a whole.
+ */
+export const verifyCommitOps = async (
+  evt: CommitEvent,
+  ops: readonly RepoOp[],
+  keys: SigningKeys,
+): Promise<{ verified: VerifiedOp[]; unproven: { op: RepoOp; reason: string }[] }> => {
+  const repo = await openSignedRepo(evt.blocks, evt.repo, keys)
+  if (!repo.root.equals(evt.commit)) throw new VerificationError('commit-mismatch', 'CAR root is not the event commit')
+  if (repo.rev !== evt.rev) throw new VerificationError('wrong-rev', `commit rev ${repo.rev} is not event rev ${evt.rev}`)
   const verified: VerifiedOp[] = []
   const unproven: { op: RepoOp; reason: string }[] = []
   for (const op of ops) {
     let found: Cid | null
     try {
-      found = await mst.get(op.path)
+      found = await repo.mst.get(op.path)
     } catch (err) {
       unproven.push({ op, reason: `missing-proof: ${(err as Error).message}` })
       continue
@@ -75,7 +89,7 @@ export const verifyCommitOps = async (
       unproven.push({ op, reason: 'op CID is not the CID in the signed tree' })
       continue
     }
-    const record = car.blocks.get(found)
+    const record = repo.blocks.get(found)
     if (!record) {
       unproven.push({ op, reason: 'record block missing' })
       continue

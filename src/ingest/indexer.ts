@@ -9,6 +9,7 @@ import { decodeFrame, FrameError, type CommitEvent, type FirehoseEvent, type Rep
 import { verifyCommitOps, VerificationError, type SigningKeys } from './commit.ts'
 import { recordEffect } from './record.ts'
 import { RelaySubscription } from './relay.ts'
+import type { SubjectVerifier } from './verifier.ts'
 
 export interface IndexerOptions {
   pool: Pool
@@ -18,6 +19,8 @@ export interface IndexerOptions {
   lexicons: Lexicons
   idResolver: IdResolver
   log: Logger
+  /** Told when invites were queued for a subject proof; its counters join the status. */
+  verifier?: SubjectVerifier | undefined
   /** How often the cursor is saved when nothing relevant arrives. */
   cursorIntervalMs?: number
   /** Effects gathered before a commit is forced even while frames keep coming. */
@@ -47,9 +50,12 @@ export interface IndexerStatus {
   rejected: Record<string, number>
   problems: Record<string, StreamProblem>
   startedAt: string
+  verification: SubjectVerifier['status'] | null
 }
 
 const OUR_COLLECTIONS: ReadonlySet<string> = new Set([INVITE_NSID, ACCEPTANCE_NSID])
+// Every Chive record is a possible invite subject: its versions and deletion are tracked.
+const CHIVE_PREFIX = 'pub.chive.'
 const collectionOf = (path: string): string => {
   const slash = path.indexOf('/')
   return slash === -1 ? path : path.slice(0, slash)
@@ -67,7 +73,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
  * by construction, and a slow database slows reading instead of growing a queue.
  */
 export class Indexer {
-  private readonly opts: Required<Omit<IndexerOptions, 'startCursor'>> & Pick<IndexerOptions, 'startCursor'>
+  private readonly opts: Required<Omit<IndexerOptions, 'startCursor' | 'verifier'>> & Pick<IndexerOptions, 'startCursor' | 'verifier'>
   private readonly keys: SigningKeys
   private relay: RelaySubscription | null = null
   private pending: Effect[] = []
@@ -98,6 +104,7 @@ export class Indexer {
       rejected: {},
       problems: {},
       startedAt: new Date().toISOString(),
+      verification: null,
     }
   }
 
@@ -155,6 +162,7 @@ export class Indexer {
       lastDisconnectReason: r?.lastDisconnectReason ?? null,
       nextRetryInMs: r?.nextRetryInMs ?? null,
       lastSeq: this.lastSeq,
+      verification: this.opts.verifier?.status ?? null,
     }
   }
 
@@ -169,6 +177,7 @@ export class Indexer {
         const res = await commitBatch(this.opts.pool, this.opts.relayUrl, effects, seq, this.snapshotStatus())
         this.status.eventsIndexed += res.applied
         this.status.staleIgnored += res.stale
+        if (res.queued > 0) this.opts.verifier?.wake()
         break
       } catch (err) {
         if (Date.now() - started > giveUpAfterMs || (this.stopping && giveUpAfterMs === Infinity)) {
@@ -209,8 +218,10 @@ export class Indexer {
         this.pending.push({ kind: 'account', did: evt.did, active: evt.active, status: evt.status, seq: evt.seq })
         break
       case 'identity':
-        // Forget the cached document; the next signature check fetches the new one.
+        // Forget the cached document; the next signature check fetches the new one. A moved
+        // PDS may also answer the subject proofs that the old one could not.
         await this.opts.idResolver.did.cache?.clearEntry(evt.did)
+        this.pending.push({ kind: 'identity', did: evt.did, seq: evt.seq })
         break
       case 'sync':
       case 'other':
@@ -247,7 +258,7 @@ export class Indexer {
   }
 
   private async handleCommit(evt: CommitEvent): Promise<void> {
-    const relevant = evt.ops.filter((op) => OUR_COLLECTIONS.has(collectionOf(op.path)))
+    const relevant = evt.ops.filter((op) => collectionOf(op.path).startsWith(CHIVE_PREFIX))
     if (relevant.length === 0) return
     let result: Awaited<ReturnType<typeof verifyCommitOps>> | undefined
     for (let attempt = 0; result === undefined; attempt++) {
@@ -268,8 +279,14 @@ export class Indexer {
     }
     for (const { op, reason } of result.unproven) this.reject(op, evt, 'unproven-op', reason)
     for (const { op, record } of result.verified) {
-      const collection = collectionOf(op.path) as Collection
       const uri = `at://${evt.repo}/${op.path}`
+      if (!OUR_COLLECTIONS.has(collectionOf(op.path))) {
+        const cid = op.action === 'delete' ? null : (op.cid?.toString() ?? null)
+        const base = { uri, repo: evt.repo, collection: collectionOf(op.path), rev: evt.rev, seq: evt.seq }
+        this.pending.push({ kind: 'subject', ...base, action: op.action, cid })
+        continue
+      }
+      const collection = collectionOf(op.path) as Collection
       if (op.action === 'delete' || record === null) {
         this.pending.push({ kind: 'delete', uri, collection, repo: evt.repo, rev: evt.rev, seq: evt.seq })
         continue

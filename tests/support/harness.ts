@@ -133,6 +133,7 @@ export const testConfig = (schema: string, overrides: Partial<Config> = {}): Con
   serviceDid: SERVICE_DID,
   logLevel: process.env.TEST_LOG_LEVEL ?? 'silent',
   allowPrivateNetwork: true,
+  verify: { concurrency: 8, perHost: 4, maxAttempts: 30, backoffBaseMs: 50, timeoutMs: 2000, maxBytes: 1024 * 1024 },
   version: 'test',
   ...overrides,
 })

@@ -1,0 +1,74 @@
+import type { Cid } from '@atproto/lex-data'
+import { openSignedRepo, VerificationError, type SigningKeys } from './commit.ts'
+
+/** A failure that says nothing about the subject: try again later. */
+export class TransientError extends Error {
+  readonly reason: string
+  readonly retryAfterMs: number | undefined
+  constructor(reason: string, message: string, retryAfterMs?: number) {
+    super(message)
+    this.reason = reason
+    this.retryAfterMs = retryAfterMs
+  }
+}
+
+export type Fetch = (input: string | URL, init?: RequestInit) => Promise<Response>
+
+export interface SubjectRequest {
+  pds: string
+  did: string
+  collection: string
+  rkey: string
+}
+
+const retryAfterMs = (header: string | null): number | undefined => {
+  if (!header) return undefined
+  const seconds = Number(header)
+  if (Number.isFinite(seconds) && seconds >= 0) return seconds * 1000
+  const at = Date.parse(header)
+  return Number.isNaN(at) ? undefined : Math.max(0, at - Date.now())
+}
+
+/**
+ * Asks the subject author's PDS for `com.atproto.sync.getRecord` and proves the answer
+ * against the author's signing key. Returns the subject's current CID in the signed repo, or
+ * null when the repo proves (or its host states) that the record does not exist.
+ */
+export const proveSubject = async (fetch: Fetch, req: SubjectRequest, keys: SigningKeys): Promise<string | null> => {
+  const url = new URL('/xrpc/com.atproto.sync.getRecord', req.pds)
+  url.searchParams.set('did', req.did)
+  url.searchParams.set('collection', req.collection)
+  url.searchParams.set('rkey', req.rkey)
+  let res: Response
+  let body: Uint8Array
+  try {
+    // A DID document is anyone's to write: no redirects anywhere.
+    res = await fetch(url, { redirect: 'error' })
+    body = new Uint8Array(await res.arrayBuffer())
+  } catch (err) {
+    throw new TransientError('unreachable', `${url.host}: ${(err as Error).message}`)
+  }
+  if (res.status === 429) {
+    throw new TransientError('rate-limited', `${url.host} answered 429`, retryAfterMs(res.headers.get('retry-after')))
+  }
+  if (res.status === 400 || res.status === 404) {
+    let error = ''
+    try {
+      error = String((JSON.parse(new TextDecoder().decode(body)) as { error?: unknown }).error ?? '')
+    } catch {
+      // not an XRPC error body
+    }
+    if (error === 'RecordNotFound') return null
+    throw new TransientError('repo-unavailable', `${url.host} answered ${res.status} ${error}`.trim())
+  }
+  if (!res.ok) throw new TransientError(`http-${res.status}`, `${url.host} answered ${res.status}`)
+  try {
+    const repo = await openSignedRepo(body, req.did, keys)
+    const found: Cid | null = await repo.mst.get(`${req.collection}/${req.rkey}`)
+    return found === null ? null : found.toString()
+  } catch (err) {
+    // A proof that does not hold may be a key rotation in flight or a broken host: not a verdict.
+    const reason = err instanceof VerificationError ? err.reason : 'missing-proof'
+    throw new TransientError('bad-proof', `${reason}: ${(err as Error).message}`)
+  }
+}

@@ -1,0 +1,206 @@
+import { parseToAtprotoDocument, type IdResolver } from '@atproto/identity'
+import { AtUri } from '@atproto/syntax'
+import type { Logger } from '../log.ts'
+import type { Pool } from '../db/pool.ts'
+import { claimJobs, dropJob, recordProof, recordRetry, type VerifyJob } from '../db/verification.ts'
+import type { SigningKeys } from './commit.ts'
+import { proveSubject, TransientError, type Fetch } from './subject.ts'
+
+export interface VerifierOptions {
+  pool: Pool
+  idResolver: IdResolver
+  log: Logger
+  /** An HTTP client with a timeout, a response size cap and the address policy applied. */
+  fetch: Fetch
+  /** Proof fetches in flight at once, overall and per PDS host. */
+  concurrency?: number
+  perHost?: number
+  maxAttempts?: number
+  backoffBaseMs?: number
+  backoffMaxMs?: number
+  /** How long a claimed job is reserved before another worker may take it. */
+  leaseMs?: number
+  pollMs?: number
+}
+
+export interface VerifierStatus {
+  outcomes: Record<string, number>
+  retries: Record<string, number>
+  gaveUp: number
+  inFlight: number
+}
+
+const bump = (counts: Record<string, number>, key: string): void => {
+  counts[key] = (counts[key] ?? 0) + 1
+}
+
+/** At most `limit` tasks at once per key; the rest wait in order. */
+class KeyedLimiter {
+  private readonly active = new Map<string, number>()
+  private readonly waiting = new Map<string, (() => void)[]>()
+  private readonly limit: number
+  constructor(limit: number) {
+    this.limit = limit
+  }
+
+  async run<T>(key: string, task: () => Promise<T>): Promise<T> {
+    if ((this.active.get(key) ?? 0) >= this.limit) {
+      await new Promise<void>((resolve) => {
+        const queue = this.waiting.get(key) ?? []
+        queue.push(resolve)
+        this.waiting.set(key, queue)
+      })
+    }
+    this.active.set(key, (this.active.get(key) ?? 0) + 1)
+    try {
+      return await task()
+    } finally {
+      const left = (this.active.get(key) ?? 1) - 1
+      if (left === 0) this.active.delete(key)
+      else this.active.set(key, left)
+      const queue = this.waiting.get(key)
+      const next = queue?.shift()
+      if (queue && queue.length === 0) this.waiting.delete(key)
+      next?.()
+    }
+  }
+}
+
+/**
+ * Proves invite subjects that the stream could not vouch for, from the inviter's own repo.
+ * Works from the queue in Postgres beside the ingest loop, never inside it: a slow or absent
+ * PDS delays only its own invites.
+ */
+export class SubjectVerifier {
+  readonly status: VerifierStatus = { outcomes: {}, retries: {}, gaveUp: 0, inFlight: 0 }
+  private readonly opts: Required<VerifierOptions>
+  private readonly keys: SigningKeys
+  private readonly hosts: KeyedLimiter
+  private readonly running = new Set<Promise<void>>()
+  private stopping = false
+  private wakeUp: (() => void) | null = null
+  private done: Promise<void> | null = null
+
+  constructor(opts: VerifierOptions) {
+    this.opts = {
+      concurrency: 16,
+      perHost: 4,
+      maxAttempts: 10,
+      backoffBaseMs: 1000,
+      backoffMaxMs: 60 * 60 * 1000,
+      leaseMs: 60_000,
+      pollMs: 1000,
+      ...opts,
+    }
+    this.keys = { signingKey: (did, refresh) => this.opts.idResolver.did.resolveAtprotoKey(did, refresh) }
+    this.hosts = new KeyedLimiter(this.opts.perHost)
+  }
+
+  start(): void {
+    this.done = this.loop()
+  }
+
+  /** New work was queued: look now rather than at the next poll. */
+  wake(): void {
+    this.wakeUp?.()
+  }
+
+  async stop(): Promise<void> {
+    this.stopping = true
+    this.wake()
+    await this.done
+  }
+
+  private async loop(): Promise<void> {
+    while (!this.stopping) {
+      const free = this.opts.concurrency - this.running.size
+      let claimed = 0
+      if (free > 0) {
+        try {
+          const jobs = await claimJobs(this.opts.pool, free, this.opts.leaseMs)
+          claimed = jobs.length
+          for (const job of jobs) this.track(this.run(job))
+        } catch (err) {
+          this.opts.log.error({ err }, 'could not read the verification queue')
+        }
+      }
+      if (claimed > 0 && claimed === free) continue
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, this.opts.pollMs)
+        this.wakeUp = () => {
+          clearTimeout(timer)
+          this.wakeUp = null
+          resolve()
+        }
+      })
+    }
+    await Promise.allSettled(this.running)
+  }
+
+  private track(task: Promise<void>): void {
+    this.running.add(task)
+    this.status.inFlight = this.running.size
+    void task.finally(() => {
+      this.running.delete(task)
+      this.status.inFlight = this.running.size
+      this.wake()
+    })
+  }
+
+  private backoff(attempts: number, retryAfterMs: number | undefined): number {
+    const base = Math.min(this.opts.backoffMaxMs, this.opts.backoffBaseMs * 2 ** Math.min(attempts, 30))
+    const jittered = Math.round(base / 2 + (Math.random() * base) / 2)
+    return Math.min(this.opts.backoffMaxMs, Math.max(jittered, retryAfterMs ?? 0))
+  }
+
+  private async pdsOf(did: string): Promise<string> {
+    const doc = await this.opts.idResolver.did.resolve(did)
+    const pds = doc ? parseToAtprotoDocument(doc).pds : undefined
+    if (!pds) throw new Error(`no PDS in the DID document of ${did}`)
+    return pds
+  }
+
+  private async run(job: VerifyJob): Promise<void> {
+    const { pool, log } = this.opts
+    try {
+      if (!job.invite) {
+        await dropJob(pool, job)
+        return
+      }
+      const invite = job.invite
+      const subject = new AtUri(invite.subjectUri)
+      let pds: string
+      try {
+        pds = await this.pdsOf(invite.inviter)
+      } catch (err) {
+        throw new TransientError('identity-unavailable', (err as Error).message)
+      }
+      const currentCid = await this.hosts.run(new URL(pds).host, () =>
+        proveSubject(this.opts.fetch, { pds, did: invite.inviter, collection: subject.collection, rkey: subject.rkey }, this.keys),
+      )
+      const decision = await recordProof(pool, { ...job, invite }, {
+        repo: invite.inviter,
+        collection: subject.collection,
+        currentCid,
+      })
+      bump(this.status.outcomes, decision.state)
+      log.info({ invite: job.inviteUri, outcome: decision.state, reason: decision.reason }, 'invite subject verified')
+    } catch (err) {
+      const transient = err instanceof TransientError ? err : new TransientError('internal-error', String(err))
+      if (!(err instanceof TransientError)) log.error({ err, invite: job.inviteUri }, 'verification failed unexpectedly')
+      bump(this.status.retries, transient.reason)
+      try {
+        const delay = this.backoff(job.attempts, transient.retryAfterMs)
+        const next = await recordRetry(pool, job, `${transient.reason}: ${transient.message}`, delay, this.opts.maxAttempts)
+        if (next === 'gave-up') this.status.gaveUp++
+        log.warn(
+          { invite: job.inviteUri, reason: transient.reason, err: transient.message, attempt: job.attempts + 1, next, retryInMs: delay },
+          'invite subject not verified yet',
+        )
+      } catch (dbErr) {
+        // The lease expires and the job comes back by itself.
+        log.error({ err: dbErr, invite: job.inviteUri }, 'could not schedule a verification retry')
+      }
+    }
+  }
+}
