@@ -143,11 +143,16 @@ export class Indexer {
           this.opts.log.error({ err }, 'event could not be processed')
         }
       }
-      const due = Date.now() - this.lastCommitAt >= this.opts.cursorIntervalMs && this.lastSeq !== this.committedSeq
+      const idleMs = Date.now() - this.lastCommitAt
+      // The cursor is saved every interval while it moves; the status, for the health endpoint
+      // of every replica, at least every five intervals even when the stream is quiet.
+      const due =
+        idleMs >= this.opts.cursorIntervalMs &&
+        (this.lastSeq !== this.committedSeq || idleMs >= 5 * this.opts.cursorIntervalMs)
       // Relevant effects are committed as soon as the backlog is drained (freshness), and in
       // batches while it is not (throughput).
       if ((this.pending.length > 0 && (relay.buffered === 0 || this.pending.length >= this.opts.maxBatch)) || due) {
-        await this.flush()
+        await this.flush(Infinity, due)
       }
     }
     await this.flush(5_000)
@@ -167,9 +172,9 @@ export class Indexer {
   }
 
   /** Commits pending effects with the cursor; retries while the database is away. */
-  private async flush(giveUpAfterMs = Infinity): Promise<void> {
+  private async flush(giveUpAfterMs = Infinity, force = false): Promise<void> {
     const seq = this.lastSeq
-    if (seq === null || (this.pending.length === 0 && seq === this.committedSeq)) return
+    if (seq === null || (!force && this.pending.length === 0 && seq === this.committedSeq)) return
     const effects = this.pending
     const started = Date.now()
     for (let attempt = 0; ; attempt++) {

@@ -35,7 +35,7 @@ const bump = (counts: Record<string, number>, key: string): void => {
 }
 
 /** At most `limit` tasks at once per key; the rest wait in order. */
-class KeyedLimiter {
+export class KeyedLimiter {
   private readonly active = new Map<string, number>()
   private readonly waiting = new Map<string, (() => void)[]>()
   private readonly limit: number
