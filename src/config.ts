@@ -27,6 +27,16 @@ export interface Config {
     timeoutMs: number
     maxBytes: number
   }
+  backfill: {
+    /** http(s) base URL for repo discovery (listReposByCollection). */
+    url: string
+    onGap: boolean
+    concurrency: number
+    perHost: number
+    ratePerHost: number
+    maxAttempts: number
+    maxBytes: number
+  }
   version: string
 }
 
@@ -66,6 +76,13 @@ export const normaliseRelayUrl = (raw: string): string => {
   url.protocol = scheme
   url.search = ''
   url.hash = ''
+  return url.toString().replace(/\/+$/, '')
+}
+
+/** The http(s) form of a relay URL, for its XRPC queries. */
+export const httpBase = (raw: string): string => {
+  const url = new URL(normaliseRelayUrl(raw))
+  url.protocol = url.protocol === 'wss:' ? 'https:' : 'http:'
   return url.toString().replace(/\/+$/, '')
 }
 
@@ -132,6 +149,15 @@ export const loadConfig = (): Config => {
       backoffBaseMs: intEnv('VERIFY_BACKOFF_MS', 2000, 1, 3_600_000),
       timeoutMs: intEnv('VERIFY_TIMEOUT_MS', 5000, 100, 120_000),
       maxBytes: intEnv('VERIFY_MAX_BYTES', 1024 * 1024, 1024, 64 * 1024 * 1024),
+    },
+    backfill: {
+      url: httpBase(env('BACKFILL_URL') ?? relayUrl),
+      onGap: boolEnv('BACKFILL_ON_GAP', true),
+      concurrency: intEnv('BACKFILL_CONCURRENCY', 4, 1, 256),
+      perHost: intEnv('BACKFILL_PER_HOST', 2, 1, 64),
+      ratePerHost: intEnv('BACKFILL_RATE', 10, 1, 10_000),
+      maxAttempts: intEnv('BACKFILL_MAX_ATTEMPTS', 5, 1, 100),
+      maxBytes: intEnv('BACKFILL_MAX_BYTES', 64 * 1024 * 1024, 1024, 2 ** 31 - 1),
     },
     version: packageVersion(),
   }

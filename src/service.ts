@@ -8,11 +8,13 @@ import { createIdResolver, createProofFetch } from './identity.ts'
 import { loadLexicons } from './lexicons.ts'
 import { Indexer } from './ingest/indexer.ts'
 import { SubjectVerifier } from './ingest/verifier.ts'
+import { Backfiller } from './ingest/backfill.ts'
 import { createServiceAuth } from './api/auth.ts'
 import { createApi } from './api/server.ts'
 
 export interface Service {
   verifier: SubjectVerifier
+  backfiller: Backfiller
   /** The API's base URL, e.g. http://127.0.0.1:3000. */
   url: string
   indexer: Indexer
@@ -49,8 +51,29 @@ export const startService = async (config: Config, log: Logger = createLogger(co
     maxAttempts: config.verify.maxAttempts,
     backoffBaseMs: config.verify.backoffBaseMs,
   })
-  const indexer = new Indexer({
+  let indexer: Indexer | undefined
+  const backfiller = new Backfiller({
+    pool,
+    idResolver,
+    lexicons,
+    log: log.child({ component: 'backfill' }),
+    fetch: createProofFetch({
+      allowPrivateNetwork: config.allowPrivateNetwork,
+      timeoutMs: 60_000,
+      maxBytes: config.backfill.maxBytes,
+    }),
+    discoveryUrl: config.backfill.url,
+    concurrency: config.backfill.concurrency,
+    perHost: config.backfill.perHost,
+    ratePerHost: config.backfill.ratePerHost,
+    maxAttempts: config.backfill.maxAttempts,
+    onRepo: (did, rev, dataCid) => indexer?.trackRepo(did, rev, dataCid),
+    onQueued: () => verifier.wake(),
+  })
+  indexer = new Indexer({
     verifier,
+    backfillOnGap: config.backfill.onGap,
+    onBackfillRequested: () => backfiller.wake(),
     pool,
     relayUrl: config.relayUrl,
     startCursor: config.startCursor,
@@ -64,6 +87,7 @@ export const startService = async (config: Config, log: Logger = createLogger(co
   )
   await indexer.start()
   verifier.start()
+  backfiller.start()
   const address = await api.listen({ port: config.port, host: config.host })
   log.info({ address, relay: config.relayUrl, serviceDid: config.serviceDid }, 'service ready')
   const url = new URL(address)
@@ -73,11 +97,12 @@ export const startService = async (config: Config, log: Logger = createLogger(co
     url: url.origin,
     indexer,
     verifier,
+    backfiller,
     pool,
     log,
     stop() {
       stopped ??= (async () => {
-        await Promise.all([indexer.stop(), verifier.stop()])
+        await Promise.all([indexer?.stop(), verifier.stop(), backfiller.stop()])
         await api.close()
         await pool.end()
         await embedded?.stop()

@@ -20,3 +20,9 @@ export const readRelayState = async (pool: Pool, relayUrl: string): Promise<Rela
   const row = res.rows[0]
   return { cursor: row?.seq ?? null, status: row?.status ?? null, updatedAt: row?.updated_at ?? null }
 }
+
+/** Every relay a cursor was ever stored for. */
+export const knownRelays = async (pool: Pool): Promise<string[]> => {
+  const res = await pool.query<{ relay_url: string }>('SELECT relay_url FROM relay_cursor ORDER BY relay_url')
+  return res.rows.map((r) => r.relay_url)
+}

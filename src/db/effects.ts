@@ -8,7 +8,8 @@ interface RecordRef {
   uri: string
   repo: string
   rev: string
-  seq: number
+  /** The relay seq it came with; null when it came from a repo snapshot (backfill, resync). */
+  seq: number | null
 }
 
 export interface InviteWrite extends RecordRef {
@@ -60,7 +61,7 @@ export interface Rejection {
   repo: string | undefined
   rev: string | undefined
   cid: string | undefined
-  seq: number | undefined
+  seq: number | null | undefined
   reason: string
   detail: string | undefined
   record: unknown
@@ -81,4 +82,35 @@ export interface IdentityChange {
   seq: number
 }
 
-export type Effect = InviteWrite | AcceptanceWrite | SubjectWrite | RecordDelete | Rejection | AccountStatus | IdentityChange
+/** A tracked repo's chain moved to this signed commit (sync 1.1 position). */
+export interface RepoPosition {
+  kind: 'repo'
+  did: string
+  rev: string
+  dataCid: string | null
+}
+
+/** A tracked repo's stream no longer continues what we hold: resync it from its PDS. */
+export interface ResyncRequest {
+  kind: 'resync'
+  did: string
+  reason: string
+}
+
+/** Events were or may have been missed: the whole index needs a backfill. */
+export interface GapDetected {
+  kind: 'gap'
+  reason: string
+}
+
+export type Effect =
+  | InviteWrite
+  | AcceptanceWrite
+  | SubjectWrite
+  | RecordDelete
+  | Rejection
+  | AccountStatus
+  | IdentityChange
+  | RepoPosition
+  | ResyncRequest
+  | GapDetected

@@ -1,5 +1,6 @@
 import type { Pool, PoolClient } from './pool.ts'
 import { INVITE_NSID, type Effect, type InviteWrite, type AcceptanceWrite, type RecordDelete, type Rejection, type AccountStatus, type SubjectWrite } from './effects.ts'
+import { advanceRepoState, requestFullBackfill, requestResync } from './backfill.ts'
 import { settleInviteVerification, applySubjectToInvites, requeueStalledProofs } from './verification.ts'
 
 /** Outcome counts of one committed batch, for metrics and logs. */
@@ -11,15 +12,12 @@ export interface BatchResult {
 }
 
 /**
- * Applies effects in order and moves the relay cursor to `cursor`, all in one transaction:
- * the stored cursor never passes an event whose effect is not committed.
+ * Applies effects in order in one transaction; `finish` runs last in the same transaction.
  */
-export const commitBatch = async (
+export const applyEffects = async (
   pool: Pool,
-  relayUrl: string,
   effects: readonly Effect[],
-  cursor: number,
-  status: unknown,
+  finish?: (client: PoolClient) => Promise<unknown>,
 ): Promise<BatchResult> => {
   const client = await pool.connect()
   const result: BatchResult = { applied: 0, stale: 0, queued: 0 }
@@ -31,11 +29,7 @@ export const commitBatch = async (
       else result.applied++
       if (outcome === 'queued') result.queued++
     }
-    await client.query(
-      `INSERT INTO relay_cursor (relay_url, seq, status) VALUES ($1, $2, $3)
-       ON CONFLICT (relay_url) DO UPDATE SET seq = excluded.seq, status = excluded.status, updated_at = now()`,
-      [relayUrl, cursor, JSON.stringify(status)],
-    )
+    await finish?.(client)
     await client.query('COMMIT')
     return result
   } catch (err) {
@@ -45,6 +39,19 @@ export const commitBatch = async (
     client.release()
   }
 }
+
+/**
+ * Applies effects and moves the relay cursor to `cursor` in the same transaction: the stored
+ * cursor never passes an event whose effect is not committed.
+ */
+export const commitBatch = (pool: Pool, relayUrl: string, effects: readonly Effect[], cursor: number, status: unknown) =>
+  applyEffects(pool, effects, (client) =>
+    client.query(
+      `INSERT INTO relay_cursor (relay_url, seq, status) VALUES ($1, $2, $3)
+       ON CONFLICT (relay_url) DO UPDATE SET seq = excluded.seq, status = excluded.status, updated_at = now()`,
+      [relayUrl, cursor, JSON.stringify(status)],
+    ),
+  )
 
 /** false: stale, nothing done; 'queued': applied, and a subject proof must be fetched. */
 type Outcome = boolean | 'queued'
@@ -65,11 +72,17 @@ const applyEffect = (client: PoolClient, effect: Effect): Promise<Outcome> => {
       return applyAccount(client, effect)
     case 'identity':
       return requeueStalledProofs(client, effect.did).then((n) => (n > 0 ? 'queued' : true))
+    case 'repo':
+      return advanceRepoState(client, effect.did, effect.rev, effect.dataCid, false).then(() => true)
+    case 'resync':
+      return requestResync(client, effect.did, effect.reason).then(() => true)
+    case 'gap':
+      return requestFullBackfill(client, effect.reason).then(() => true)
   }
 }
 
 /** Claims the record's rev; false when an equal or newer rev was already applied. */
-const claimRev = async (client: PoolClient, uri: string, rev: string, deleted: boolean, seq: number | undefined): Promise<boolean> => {
+const claimRev = async (client: PoolClient, uri: string, rev: string, deleted: boolean, seq: number | null | undefined): Promise<boolean> => {
   const res = await client.query(
     `INSERT INTO record_rev (uri, rev, deleted, seq) VALUES ($1, $2, $3, $4)
      ON CONFLICT (uri) DO UPDATE SET rev = excluded.rev, deleted = excluded.deleted, seq = excluded.seq, updated_at = now()

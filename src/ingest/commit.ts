@@ -19,6 +19,8 @@ export interface SigningKeys {
 export interface SignedRepo {
   root: Cid
   rev: string
+  /** The MST root the commit signs. */
+  data: Cid
   blocks: BlockMap
   mst: MST
 }
@@ -48,7 +50,7 @@ export const openSignedRepo = async (carBytes: Uint8Array, did: string, keys: Si
       throw new VerificationError('bad-signature', 'commit signature does not verify')
     }
   }
-  return { root: car.root, rev: signed.rev, blocks: car.blocks, mst: MST.load(store, signed.data) }
+  return { root: car.root, rev: signed.rev, data: signed.data, blocks: car.blocks, mst: MST.load(store, signed.data) }
 }
 
 export interface VerifiedOp {
@@ -66,7 +68,7 @@ export const verifyCommitOps = async (
   evt: CommitEvent,
   ops: readonly RepoOp[],
   keys: SigningKeys,
-): Promise<{ verified: VerifiedOp[]; unproven: { op: RepoOp; reason: string }[] }> => {
+): Promise<{ verified: VerifiedOp[]; unproven: { op: RepoOp; reason: string }[]; data: string }> => {
   const repo = await openSignedRepo(evt.blocks, evt.repo, keys)
   if (!repo.root.equals(evt.commit)) throw new VerificationError('commit-mismatch', 'CAR root is not the event commit')
   if (repo.rev !== evt.rev) throw new VerificationError('wrong-rev', `commit rev ${repo.rev} is not event rev ${evt.rev}`)
@@ -96,5 +98,5 @@ export const verifyCommitOps = async (
     }
     verified.push({ op, record })
   }
-  return { verified, unproven }
+  return { verified, unproven, data: repo.data.toString() }
 }

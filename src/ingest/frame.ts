@@ -13,6 +13,8 @@ export interface CommitEvent {
   repo: string
   rev: string
   since: string | null
+  /** The MST root before this commit (sync 1.1); null from older PDS software. */
+  prevData: string | null
   commit: Cid
   blocks: Uint8Array
   ops: RepoOp[]
@@ -150,6 +152,7 @@ export const decodeFrame = (bytes: Uint8Array): FirehoseEvent => {
         repo: field.did(body, 'repo', seq),
         rev: field.rev(body, 'rev', seq),
         since: typeof since === 'string' ? since : null,
+        prevData: isCid(body.prevData) ? body.prevData.toString() : null,
         commit,
         blocks: field.bytes(body, 'blocks', seq),
         ops: parseOps(body.ops, seq),

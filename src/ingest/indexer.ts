@@ -2,11 +2,13 @@ import type { IdResolver } from '@atproto/identity'
 import type { Lexicons } from '@atproto/lexicon'
 import type { Logger } from '../log.ts'
 import type { Pool } from '../db/pool.ts'
-import { readCursor } from '../db/cursor.ts'
+import { knownRelays, readCursor } from '../db/cursor.ts'
 import { commitBatch } from '../db/store.ts'
 import { ACCEPTANCE_NSID, INVITE_NSID, type Collection, type Effect } from '../db/effects.ts'
-import { decodeFrame, FrameError, type CommitEvent, type FirehoseEvent, type RepoOp } from './frame.ts'
-import { verifyCommitOps, VerificationError, type SigningKeys } from './commit.ts'
+import { parseToAtprotoDocument } from '@atproto/identity'
+import { loadRepoStates, readRepoState, requestFullBackfill, type RepoState } from '../db/backfill.ts'
+import { decodeFrame, FrameError, type CommitEvent, type FirehoseEvent, type IdentityEvent, type RepoOp, type SyncEvent } from './frame.ts'
+import { openSignedRepo, verifyCommitOps, VerificationError, type SignedRepo, type SigningKeys } from './commit.ts'
 import { recordEffect } from './record.ts'
 import { RelaySubscription } from './relay.ts'
 import type { SubjectVerifier } from './verifier.ts'
@@ -21,6 +23,10 @@ export interface IndexerOptions {
   log: Logger
   /** Told when invites were queued for a subject proof; its counters join the status. */
   verifier?: SubjectVerifier | undefined
+  /** Schedule a full backfill when events may have been missed (first start, relay change, gaps). */
+  backfillOnGap?: boolean
+  /** Told when a backfill or resync was requested. */
+  onBackfillRequested?: () => void
   /** How often the cursor is saved when nothing relevant arrives. */
   cursorIntervalMs?: number
   /** Effects gathered before a commit is forced even while frames keep coming. */
@@ -46,6 +52,7 @@ export interface IndexerStatus {
   framesReceived: number
   eventsIndexed: number
   staleIgnored: number
+  resyncsRequested: number
   malformed: Record<string, number>
   rejected: Record<string, number>
   problems: Record<string, StreamProblem>
@@ -65,6 +72,8 @@ const bump = (counts: Record<string, number>, key: string): void => {
   counts[key] = (counts[key] ?? 0) + 1
 }
 
+type VerifiedCommit = Awaited<ReturnType<typeof verifyCommitOps>>
+
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
 /**
@@ -73,10 +82,13 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
  * by construction, and a slow database slows reading instead of growing a queue.
  */
 export class Indexer {
-  private readonly opts: Required<Omit<IndexerOptions, 'startCursor' | 'verifier'>> & Pick<IndexerOptions, 'startCursor' | 'verifier'>
+  private readonly opts: Required<Omit<IndexerOptions, 'startCursor' | 'verifier' | 'onBackfillRequested'>> &
+    Pick<IndexerOptions, 'startCursor' | 'verifier' | 'onBackfillRequested'>
   private readonly keys: SigningKeys
   private relay: RelaySubscription | null = null
   private pending: Effect[] = []
+  /** Chain positions of tracked repos (those that have held an invite or acceptance). */
+  private repos = new Map<string, RepoState>()
   private lastSeq: number | null = null
   private committedSeq: number | null = null
   private lastCommitAt = 0
@@ -85,7 +97,7 @@ export class Indexer {
   readonly status: IndexerStatus
 
   constructor(opts: IndexerOptions) {
-    this.opts = { cursorIntervalMs: 1000, maxBatch: 500, ...opts }
+    this.opts = { cursorIntervalMs: 1000, maxBatch: 500, backfillOnGap: true, ...opts }
     this.keys = {
       signingKey: (did, refresh) => this.opts.idResolver.did.resolveAtprotoKey(did, refresh),
     }
@@ -100,6 +112,7 @@ export class Indexer {
       framesReceived: 0,
       eventsIndexed: 0,
       staleIgnored: 0,
+      resyncsRequested: 0,
       malformed: {},
       rejected: {},
       problems: {},
@@ -111,6 +124,15 @@ export class Indexer {
   /** Resolves once the stored cursor is read and the subscription is opening. */
   async start(): Promise<void> {
     const stored = await readCursor(this.opts.pool, this.opts.relayUrl)
+    this.repos = await loadRepoStates(this.opts.pool)
+    if (stored === null && this.opts.backfillOnGap) {
+      const known = await knownRelays(this.opts.pool)
+      const reason = known.length === 0 ? 'first start: nothing indexed yet' : `relay changed from ${known.join(', ')}`
+      if ((await requestFullBackfill(this.opts.pool, reason)) !== null) {
+        this.opts.log.info({ reason }, 'full backfill requested')
+        this.opts.onBackfillRequested?.()
+      }
+    }
     this.lastSeq = stored ?? this.opts.startCursor ?? null
     this.committedSeq = stored
     this.relay = new RelaySubscription({
@@ -183,6 +205,7 @@ export class Indexer {
         this.status.eventsIndexed += res.applied
         this.status.staleIgnored += res.stale
         if (res.queued > 0) this.opts.verifier?.wake()
+        if (effects.some((e) => e.kind === 'gap' || e.kind === 'resync')) this.opts.onBackfillRequested?.()
         break
       } catch (err) {
         if (Date.now() - started > giveUpAfterMs || (this.stopping && giveUpAfterMs === Infinity)) {
@@ -212,9 +235,17 @@ export class Indexer {
     }
     switch (evt.type) {
       case 'error':
-      case 'info':
-        this.problem(evt.type === 'error' ? evt.error : evt.name, evt.message)
+      case 'info': {
+        const name = evt.type === 'error' ? evt.error : evt.name
+        this.problem(name, evt.message)
+        if (name === 'OutdatedCursor') this.gap('the relay no longer holds events since our cursor')
+        if (name === 'FutureCursor') {
+          // The relay does not know our cursor (a reset or another relay): go live, backfill the rest.
+          this.lastSeq = null
+          this.gap('the relay reported our cursor in its future')
+        }
         return
+      }
       case 'commit':
         await this.handleCommit(evt)
         this.status.lastEventTime = evt.time || null
@@ -223,12 +254,13 @@ export class Indexer {
         this.pending.push({ kind: 'account', did: evt.did, active: evt.active, status: evt.status, seq: evt.seq })
         break
       case 'identity':
-        // Forget the cached document; the next signature check fetches the new one. A moved
-        // PDS may also answer the subject proofs that the old one could not.
-        await this.opts.idResolver.did.cache?.clearEntry(evt.did)
-        this.pending.push({ kind: 'identity', did: evt.did, seq: evt.seq })
+        // Forget the cached document (the next check fetches the new one); a moved PDS may
+        // also answer the subject proofs that the old one could not.
+        await this.handleIdentity(evt)
         break
       case 'sync':
+        await this.handleSync(evt)
+        break
       case 'other':
         break
     }
@@ -262,27 +294,67 @@ export class Indexer {
     })
   }
 
-  private async handleCommit(evt: CommitEvent): Promise<void> {
-    const relevant = evt.ops.filter((op) => collectionOf(op.path).startsWith(CHIVE_PREFIX))
-    if (relevant.length === 0) return
-    let result: Awaited<ReturnType<typeof verifyCommitOps>> | undefined
-    for (let attempt = 0; result === undefined; attempt++) {
+  /** Verifies a commit, waiting a little when the DID document cannot be fetched. */
+  private async verify(evt: CommitEvent, ops: readonly RepoOp[]): Promise<VerifiedCommit | { reason: string; detail: string }> {
+    for (let attempt = 0; ; attempt++) {
       try {
-        result = await verifyCommitOps(evt, relevant, this.keys)
+        return await verifyCommitOps(evt, ops, this.keys)
       } catch (err) {
-        if (err instanceof VerificationError) {
-          for (const op of relevant) this.reject(op, evt, err.reason, err.message)
-          return
-        }
-        // The DID document could not be fetched: an outage is not a forgery, so wait a little.
-        if (attempt >= 2 || this.stopping) {
-          for (const op of relevant) this.reject(op, evt, 'identity-unavailable', (err as Error).message)
-          return
-        }
+        if (err instanceof VerificationError) return { reason: err.reason, detail: err.message }
+        // An identity outage is not a forgery: retry before giving up on the event.
+        if (attempt >= 2 || this.stopping) return { reason: 'identity-unavailable', detail: (err as Error).message }
         await sleep(500 * 2 ** attempt)
       }
     }
+  }
+
+  private gap(reason: string): void {
+    if (!this.opts.backfillOnGap) return
+    this.opts.log.warn({ reason }, 'gap in the stream; full backfill requested')
+    this.pending.push({ kind: 'gap', reason })
+  }
+
+  private resync(did: string, reason: string): void {
+    this.status.resyncsRequested++
+    this.opts.log.warn({ did, reason }, 'repo out of sync; resync queued')
+    this.pending.push({ kind: 'resync', did, reason })
+  }
+
+  /**
+   * Sync 1.1: a commit of a tracked repo must continue the chain we hold (`since` = our rev,
+   * `prevData` = our MST root when the PDS sends it). A break means missed events: resync.
+   */
+  private async checkChain(evt: CommitEvent, held: RepoState): Promise<void> {
+    if (evt.rev <= held.rev) return
+    const continues = (s: RepoState) =>
+      evt.since === s.rev && (evt.prevData === null || s.dataCid === null || evt.prevData === s.dataCid)
+    if (continues(held)) return
+    // A backfill (maybe in another process) may have moved the repo on: ask the database first.
+    const stored = await readRepoState(this.opts.pool, evt.repo)
+    if (stored && (evt.rev <= stored.rev || continues(stored))) return
+    this.resync(evt.repo, `commit ${evt.rev} continues ${evt.since ?? 'nothing'}, not ${held.rev}`)
+  }
+
+  /** A repo synced from its PDS: its chain position is now the snapshot's. */
+  trackRepo(did: string, rev: string, dataCid: string): void {
+    const held = this.repos.get(did)
+    if (!held || held.rev < rev) this.repos.set(did, { rev, dataCid, status: 'synced' })
+  }
+
+  private async handleCommit(evt: CommitEvent): Promise<void> {
+    const relevant = evt.ops.filter((op) => collectionOf(op.path).startsWith(CHIVE_PREFIX))
+    const held = this.repos.get(evt.repo)
+    if (relevant.length === 0 && !held) return
+    const result = await this.verify(evt, relevant)
+    if (!('verified' in result)) {
+      for (const op of relevant) this.reject(op, evt, result.reason, result.detail)
+      if (held) this.resync(evt.repo, `commit ${evt.rev} failed verification: ${result.reason}`)
+      return
+    }
+    if (held) await this.checkChain(evt, held)
     for (const { op, reason } of result.unproven) this.reject(op, evt, 'unproven-op', reason)
+    const touchesOurs = relevant.some((op) => OUR_COLLECTIONS.has(collectionOf(op.path)))
+    if (result.unproven.length > 0 && (held || touchesOurs)) this.resync(evt.repo, `commit ${evt.rev} lacks proof blocks`)
     for (const { op, record } of result.verified) {
       const uri = `at://${evt.repo}/${op.path}`
       if (!OUR_COLLECTIONS.has(collectionOf(op.path))) {
@@ -306,6 +378,48 @@ export class Indexer {
         this.opts.log.warn({ uri, seq: evt.seq, reason: effect.reason, detail: effect.detail }, 'record rejected')
       }
       this.pending.push(effect)
+    }
+    // A repo that has held one of our records is tracked from now on.
+    if ((held || touchesOurs) && (!held || evt.rev > held.rev)) {
+      this.repos.set(evt.repo, { rev: evt.rev, dataCid: result.data, status: held?.status ?? 'synced' })
+      this.pending.push({ kind: 'repo', did: evt.repo, rev: evt.rev, dataCid: result.data })
+    }
+  }
+
+  /** `#sync`: the repo is now at this signed commit. Anything but what we hold means resync. */
+  private async handleSync(evt: SyncEvent): Promise<void> {
+    const held = this.repos.get(evt.did)
+    if (!held) return
+    let repo: SignedRepo
+    try {
+      repo = await openSignedRepo(evt.blocks, evt.did, this.keys)
+    } catch (err) {
+      bump(this.status.rejected, err instanceof VerificationError ? err.reason : 'bad-sync')
+      this.resync(evt.did, `#sync ${evt.rev} could not be verified: ${(err as Error).message}`)
+      return
+    }
+    if (repo.rev !== evt.rev) {
+      this.resync(evt.did, `#sync rev ${evt.rev} is not its commit's rev ${repo.rev}`)
+      return
+    }
+    if (repo.rev === held.rev && repo.data.toString() === held.dataCid) return
+    if (repo.rev < held.rev) return
+    this.resync(evt.did, `#sync moved the repo to ${repo.rev}, we hold ${held.rev}`)
+  }
+
+  /** `#identity` of a tracked repo: a new signing key means commits we hold may not be its. */
+  private async handleIdentity(evt: IdentityEvent): Promise<void> {
+    const cache = this.opts.idResolver.did.cache
+    const before = await cache?.checkCache(evt.did).catch(() => null)
+    await cache?.clearEntry(evt.did)
+    this.pending.push({ kind: 'identity', did: evt.did, seq: evt.seq })
+    if (!this.repos.has(evt.did) || !before) return
+    const oldKey = parseToAtprotoDocument(before.doc).signingKey
+    try {
+      const newKey = await this.opts.idResolver.did.resolveAtprotoKey(evt.did, true)
+      if (newKey !== oldKey) this.resync(evt.did, 'the signing key changed')
+    } catch (err) {
+      this.resync(evt.did, `identity could not be resolved after #identity: ${(err as Error).message}`)
     }
   }
 }

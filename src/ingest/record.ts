@@ -11,7 +11,7 @@ export interface RecordSource {
   repo: string
   collection: Collection
   rev: string
-  seq: number
+  seq: number | null
   cid: string
 }
 

@@ -29,16 +29,13 @@ const retryAfterMs = (header: string | null): number | undefined => {
   return Number.isNaN(at) ? undefined : Math.max(0, at - Date.now())
 }
 
+export type XrpcAnswer = { ok: true; body: Uint8Array } | { ok: false; status: number; error: string }
+
 /**
- * Asks the subject author's PDS for `com.atproto.sync.getRecord` and proves the answer
- * against the author's signing key. Returns the subject's current CID in the signed repo, or
- * null when the repo proves (or its host states) that the record does not exist.
+ * GETs an XRPC endpoint on a host named by a DID document. Network failures, 429 (with its
+ * Retry-After) and 5xx become TransientError; 400/404 come back with their XRPC error name.
  */
-export const proveSubject = async (fetch: Fetch, req: SubjectRequest, keys: SigningKeys): Promise<string | null> => {
-  const url = new URL('/xrpc/com.atproto.sync.getRecord', req.pds)
-  url.searchParams.set('did', req.did)
-  url.searchParams.set('collection', req.collection)
-  url.searchParams.set('rkey', req.rkey)
+export const xrpcGet = async (fetch: Fetch, url: URL): Promise<XrpcAnswer> => {
   let res: Response
   let body: Uint8Array
   try {
@@ -58,12 +55,29 @@ export const proveSubject = async (fetch: Fetch, req: SubjectRequest, keys: Sign
     } catch {
       // not an XRPC error body
     }
-    if (error === 'RecordNotFound') return null
-    throw new TransientError('repo-unavailable', `${url.host} answered ${res.status} ${error}`.trim())
+    return { ok: false, status: res.status, error }
   }
   if (!res.ok) throw new TransientError(`http-${res.status}`, `${url.host} answered ${res.status}`)
+  return { ok: true, body }
+}
+
+/**
+ * Asks the subject author's PDS for `com.atproto.sync.getRecord` and proves the answer
+ * against the author's signing key. Returns the subject's current CID in the signed repo, or
+ * null when the repo proves (or its host states) that the record does not exist.
+ */
+export const proveSubject = async (fetch: Fetch, req: SubjectRequest, keys: SigningKeys): Promise<string | null> => {
+  const url = new URL('/xrpc/com.atproto.sync.getRecord', req.pds)
+  url.searchParams.set('did', req.did)
+  url.searchParams.set('collection', req.collection)
+  url.searchParams.set('rkey', req.rkey)
+  const answer = await xrpcGet(fetch, url)
+  if (!answer.ok) {
+    if (answer.error === 'RecordNotFound') return null
+    throw new TransientError('repo-unavailable', `${url.host} answered ${answer.status} ${answer.error}`.trim())
+  }
   try {
-    const repo = await openSignedRepo(body, req.did, keys)
+    const repo = await openSignedRepo(answer.body, req.did, keys)
     const found: Cid | null = await repo.mst.get(`${req.collection}/${req.rkey}`)
     return found === null ? null : found.toString()
   } catch (err) {

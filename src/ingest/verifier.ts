@@ -5,6 +5,7 @@ import type { Pool } from '../db/pool.ts'
 import { claimJobs, dropJob, recordProof, recordRetry, type VerifyJob } from '../db/verification.ts'
 import type { SigningKeys } from './commit.ts'
 import { proveSubject, TransientError, type Fetch } from './subject.ts'
+import { KeyedLimiter } from './limits.ts'
 
 export interface VerifierOptions {
   pool: Pool
@@ -32,38 +33,6 @@ export interface VerifierStatus {
 
 const bump = (counts: Record<string, number>, key: string): void => {
   counts[key] = (counts[key] ?? 0) + 1
-}
-
-/** At most `limit` tasks at once per key; the rest wait in order. */
-export class KeyedLimiter {
-  private readonly active = new Map<string, number>()
-  private readonly waiting = new Map<string, (() => void)[]>()
-  private readonly limit: number
-  constructor(limit: number) {
-    this.limit = limit
-  }
-
-  async run<T>(key: string, task: () => Promise<T>): Promise<T> {
-    if ((this.active.get(key) ?? 0) >= this.limit) {
-      await new Promise<void>((resolve) => {
-        const queue = this.waiting.get(key) ?? []
-        queue.push(resolve)
-        this.waiting.set(key, queue)
-      })
-    }
-    this.active.set(key, (this.active.get(key) ?? 0) + 1)
-    try {
-      return await task()
-    } finally {
-      const left = (this.active.get(key) ?? 1) - 1
-      if (left === 0) this.active.delete(key)
-      else this.active.set(key, left)
-      const queue = this.waiting.get(key)
-      const next = queue?.shift()
-      if (queue && queue.length === 0) this.waiting.delete(key)
-      next?.()
-    }
-  }
 }
 
 /**

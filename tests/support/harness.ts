@@ -2,7 +2,7 @@ import { inject } from 'vitest'
 import { AtpAgent } from '@atproto/api'
 import { Lexicons } from '@atproto/lexicon'
 import type { Config } from '../../src/config.ts'
-import { normaliseRelayUrl } from '../../src/config.ts'
+import { httpBase, normaliseRelayUrl } from '../../src/config.ts'
 import { createLogger } from '../../src/log.ts'
 import { loadLexicons } from '../../src/lexicons.ts'
 import { startService, type Service } from '../../src/service.ts'
@@ -134,6 +134,8 @@ export const testConfig = (schema: string, overrides: Partial<Config> = {}): Con
   logLevel: process.env.TEST_LOG_LEVEL ?? 'silent',
   allowPrivateNetwork: true,
   verify: { concurrency: 8, perHost: 4, maxAttempts: 30, backoffBaseMs: 50, timeoutMs: 2000, maxBytes: 1024 * 1024 },
+  // Tests replay the PDS from seq 0; backfill tests turn gap backfills on themselves.
+  backfill: { url: httpBase(pdsUrl()), onGap: false, concurrency: 4, perHost: 2, ratePerHost: 100, maxAttempts: 5, maxBytes: 64 * 1024 * 1024 },
   version: 'test',
   ...overrides,
 })

@@ -1,0 +1,236 @@
+import type { Pool, PoolClient } from './pool.ts'
+
+type Db = Pool | PoolClient
+
+/** Starts a full backfill unless one is already under way. Returns its id, or null. */
+export const requestFullBackfill = async (db: Db, reason: string): Promise<number | null> => {
+  const res = await db.query<{ id: number }>(
+    `INSERT INTO backfill_run (kind, reason) VALUES ('full', $1) ON CONFLICT DO NOTHING RETURNING id`,
+    [reason],
+  )
+  return res.rows[0]?.id ?? null
+}
+
+/** A backfill of the given repos only: nothing to discover. */
+export const createDidRun = async (pool: Pool, dids: readonly string[], reason: string): Promise<number> => {
+  const res = await pool.query<{ id: number }>(
+    `INSERT INTO backfill_run (kind, reason, status, discovered_at) VALUES ('dids', $1, 'syncing', now()) RETURNING id`,
+    [reason],
+  )
+  const id = res.rows[0]?.id as number
+  await addDiscovered(pool, id, dids, reason)
+  return id
+}
+
+export interface BackfillRun {
+  id: number
+  kind: 'full' | 'dids'
+  reason: string
+  status: 'discovering' | 'syncing' | 'done'
+  discovery: Record<string, string | null>
+  createdAt: Date
+}
+
+export const activeRuns = async (pool: Pool): Promise<BackfillRun[]> => {
+  const res = await pool.query<{
+    id: number
+    kind: 'full' | 'dids'
+    reason: string
+    status: BackfillRun['status']
+    discovery: Record<string, string | null>
+    created_at: Date
+  }>(`SELECT id, kind, reason, status, discovery, created_at FROM backfill_run WHERE status <> 'done' ORDER BY id`)
+  return res.rows.map((r) => ({ id: r.id, kind: r.kind, reason: r.reason, status: r.status, discovery: r.discovery, createdAt: r.created_at }))
+}
+
+export const saveDiscovery = (pool: Pool, runId: number, discovery: Record<string, string | null>) =>
+  pool.query('UPDATE backfill_run SET discovery = $2 WHERE id = $1', [runId, JSON.stringify(discovery)])
+
+/**
+ * Queues repos for a run. A repo already queued by this run keeps its state, so a discovery
+ * resumed after a crash does not redo finished repos.
+ */
+export const addDiscovered = async (db: Db, runId: number, dids: readonly string[], reason: string): Promise<void> => {
+  if (dids.length === 0) return
+  await db.query(
+    `INSERT INTO repo_sync (did, run_id, reason)
+     SELECT did, $2, $3 FROM unnest($1::text[]) AS did
+     ON CONFLICT (did) DO UPDATE SET run_id = excluded.run_id, reason = excluded.reason, status = 'pending',
+       attempts = 0, next_attempt_at = now(), last_error = NULL, requested_at = now(), finished_at = NULL
+     WHERE repo_sync.run_id IS DISTINCT FROM excluded.run_id`,
+    [dids, runId, reason],
+  )
+}
+
+export const finishDiscovery = (pool: Pool, runId: number) =>
+  pool.query(`UPDATE backfill_run SET status = 'syncing', discovered_at = now() WHERE id = $1`, [runId])
+
+/** Closes runs whose repos are all done or failed. */
+export const closeFinishedRuns = async (pool: Pool): Promise<number[]> => {
+  const res = await pool.query<{ id: number }>(
+    `UPDATE backfill_run r SET status = 'done', finished_at = now()
+     WHERE r.status = 'syncing'
+       AND NOT EXISTS (SELECT 1 FROM repo_sync s WHERE s.run_id = r.id AND s.status = 'pending')
+     RETURNING r.id`,
+  )
+  return res.rows.map((r) => r.id)
+}
+
+/** Marks a repo out of sync with us and queues a resync of it. */
+export const requestResync = async (db: Db, did: string, reason: string): Promise<void> => {
+  await db.query(
+    `UPDATE repo_state SET status = 'desynchronized', status_reason = $2, updated_at = now() WHERE did = $1`,
+    [did, reason],
+  )
+  await db.query(
+    `INSERT INTO repo_sync (did, reason) VALUES ($1, $2)
+     ON CONFLICT (did) DO UPDATE SET reason = excluded.reason, status = 'pending', attempts = 0,
+       next_attempt_at = now(), last_error = NULL, requested_at = now(), finished_at = NULL`,
+    [did, `resync: ${reason}`],
+  )
+}
+
+export interface RepoJob {
+  did: string
+  runId: number | null
+  attempts: number
+}
+
+/** Leases due repos; an expired lease hands the repo to another worker. */
+export const claimRepos = async (pool: Pool, limit: number, leaseMs: number): Promise<RepoJob[]> => {
+  const res = await pool.query<{ did: string; run_id: number | null; attempts: number }>(
+    `WITH due AS (
+       SELECT did FROM repo_sync WHERE status = 'pending' AND next_attempt_at <= now()
+       ORDER BY next_attempt_at LIMIT $1 FOR UPDATE SKIP LOCKED
+     )
+     UPDATE repo_sync s SET next_attempt_at = now() + $2 * interval '1 millisecond'
+     FROM due WHERE s.did = due.did
+     RETURNING s.did, s.run_id, s.attempts`,
+    [limit, leaseMs],
+  )
+  return res.rows.map((r) => ({ did: r.did, runId: r.run_id, attempts: r.attempts }))
+}
+
+export const finishRepo = (db: Db, did: string, records: number) =>
+  db.query(
+    `UPDATE repo_sync SET status = 'done', records = $2, finished_at = now(), last_error = NULL WHERE did = $1`,
+    [did, records],
+  )
+
+export const retryRepo = async (pool: Pool, job: RepoJob, error: string, delayMs: number, maxAttempts: number) => {
+  const failed = job.attempts + 1 >= maxAttempts
+  await pool.query(
+    `UPDATE repo_sync SET attempts = attempts + 1, last_error = $2,
+            status = CASE WHEN $4 THEN 'failed' ELSE status END,
+            finished_at = CASE WHEN $4 THEN now() ELSE finished_at END,
+            next_attempt_at = now() + $3 * interval '1 millisecond'
+     WHERE did = $1`,
+    [job.did, error, delayMs, failed],
+  )
+  return failed ? 'failed' : 'retry'
+}
+
+/** The URIs of records of `did` that we hold and a repo snapshot must account for. */
+export const heldRecords = async (db: Db, did: string): Promise<{ invites: string[]; acceptances: string[]; subjects: string[] }> => {
+  const res = await db.query<{ kind: string; uri: string }>(
+    `SELECT 'invite' AS kind, uri FROM invite WHERE inviter = $1 AND deleted_at IS NULL
+     UNION ALL SELECT 'acceptance', uri FROM acceptance WHERE author = $1
+     UNION ALL SELECT 'subject', uri FROM subject_record WHERE repo = $1 AND NOT deleted`,
+    [did],
+  )
+  const out = { invites: [] as string[], acceptances: [] as string[], subjects: [] as string[] }
+  for (const r of res.rows) {
+    if (r.kind === 'invite') out.invites.push(r.uri)
+    else if (r.kind === 'acceptance') out.acceptances.push(r.uri)
+    else out.subjects.push(r.uri)
+  }
+  return out
+}
+
+export interface RepoState {
+  rev: string
+  dataCid: string | null
+  status: string
+}
+
+export const loadRepoStates = async (pool: Pool): Promise<Map<string, RepoState>> => {
+  const res = await pool.query<{ did: string; rev: string; data_cid: string | null; status: string }>(
+    'SELECT did, rev, data_cid, status FROM repo_state',
+  )
+  return new Map(res.rows.map((r) => [r.did, { rev: r.rev, dataCid: r.data_cid, status: r.status }]))
+}
+
+export const readRepoState = async (db: Db, did: string): Promise<RepoState | undefined> => {
+  const res = await db.query<{ rev: string; data_cid: string | null; status: string }>(
+    'SELECT rev, data_cid, status FROM repo_state WHERE did = $1',
+    [did],
+  )
+  const r = res.rows[0]
+  return r && { rev: r.rev, dataCid: r.data_cid, status: r.status }
+}
+
+/** Moves a repo's chain position forward; `synced` also clears a desynchronized mark. */
+export const advanceRepoState = (db: Db, did: string, rev: string, dataCid: string | null, synced: boolean) =>
+  db.query(
+    `INSERT INTO repo_state (did, rev, data_cid) VALUES ($1, $2, $3)
+     ON CONFLICT (did) DO UPDATE SET rev = excluded.rev, data_cid = excluded.data_cid, updated_at = now(),
+       status = CASE WHEN $4 THEN 'synced' ELSE repo_state.status END,
+       status_reason = CASE WHEN $4 THEN NULL ELSE repo_state.status_reason END
+     WHERE repo_state.rev < excluded.rev OR $4`,
+    [did, rev, dataCid, synced],
+  )
+
+export interface BackfillProgress {
+  runs: {
+    id: number
+    kind: string
+    reason: string
+    status: string
+    createdAt: string
+    repos: { total: number; done: number; failed: number; pending: number }
+    records: number
+  }[]
+  resync: { pending: number; failed: number; desynchronized: number }
+}
+
+export const backfillProgress = async (pool: Pool): Promise<BackfillProgress> => {
+  const runs = await pool.query<{
+    id: number
+    kind: string
+    reason: string
+    status: string
+    created_at: Date
+    total: number
+    done: number
+    failed: number
+    pending: number
+    records: number
+  }>(
+    `SELECT r.id, r.kind, r.reason, r.status, r.created_at,
+            count(s.did)::int AS total,
+            count(*) FILTER (WHERE s.status = 'done')::int AS done,
+            count(*) FILTER (WHERE s.status = 'failed')::int AS failed,
+            count(*) FILTER (WHERE s.status = 'pending')::int AS pending,
+            coalesce(sum(s.records), 0)::int AS records
+     FROM backfill_run r LEFT JOIN repo_sync s ON s.run_id = r.id
+     WHERE r.status <> 'done' OR r.finished_at > now() - interval '1 hour'
+     GROUP BY r.id ORDER BY r.id DESC LIMIT 5`,
+  )
+  const resync = await pool.query<{ pending: number; failed: number; desynchronized: number }>(
+    `SELECT (SELECT count(*) FROM repo_sync WHERE run_id IS NULL AND status = 'pending')::int AS pending,
+            (SELECT count(*) FROM repo_sync WHERE run_id IS NULL AND status = 'failed')::int AS failed,
+            (SELECT count(*) FROM repo_state WHERE status = 'desynchronized')::int AS desynchronized`,
+  )
+  return {
+    runs: runs.rows.map((r) => ({
+      id: r.id,
+      kind: r.kind,
+      reason: r.reason,
+      status: r.status,
+      createdAt: r.created_at.toISOString(),
+      repos: { total: r.total, done: r.done, failed: r.failed, pending: r.pending },
+      records: r.records,
+    })),
+    resync: resync.rows[0] ?? { pending: 0, failed: 0, desynchronized: 0 },
+  }
+}

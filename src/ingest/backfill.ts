@@ -1,0 +1,217 @@
+import { parseToAtprotoDocument, type IdResolver } from '@atproto/identity'
+import type { Lexicons } from '@atproto/lexicon'
+import type { Logger } from '../log.ts'
+import type { Pool } from '../db/pool.ts'
+import {
+  activeRuns,
+  addDiscovered,
+  advanceRepoState,
+  claimRepos,
+  closeFinishedRuns,
+  finishDiscovery,
+  finishRepo,
+  heldRecords,
+  retryRepo,
+  saveDiscovery,
+  type BackfillRun,
+  type RepoJob,
+} from '../db/backfill.ts'
+import { applyEffects } from '../db/store.ts'
+import type { SigningKeys } from './commit.ts'
+import { discoverPage } from './discovery.ts'
+import { KeyedLimiter, KeyedRateLimiter } from './limits.ts'
+import { snapshotRepo } from './repo-sync.ts'
+import { TransientError, type Fetch } from './subject.ts'
+
+export interface BackfillOptions {
+  pool: Pool
+  idResolver: IdResolver
+  lexicons: Lexicons
+  log: Logger
+  /** HTTP client for PDS hosts (DID documents name them): bounded, address policy applied. */
+  fetch: Fetch
+  /** Relay (or PDS) base URL for discovery, http(s)://. */
+  discoveryUrl: string
+  concurrency?: number
+  perHost?: number
+  /** Requests per second to one PDS host. */
+  ratePerHost?: number
+  maxAttempts?: number
+  backoffBaseMs?: number
+  leaseMs?: number
+  pollMs?: number
+  /** Told after each repo is synced: its new chain position and how many of our records it held. */
+  onRepo?: (did: string, rev: string, dataCid: string, records: number) => void
+  /** Told when records were queued for subject proofs. */
+  onQueued?: () => void
+}
+
+export interface BackfillStatus {
+  reposSynced: number
+  reposFailed: number
+  records: number
+  retries: Record<string, number>
+  inFlight: number
+}
+
+/**
+ * Discovers the repos that hold our collections and syncs each one from its PDS, from queues in
+ * Postgres: a crash or restart resumes where it stopped, and several processes can share the work.
+ * Resyncs of single repos (sync 1.1 breaks) go through the same queue.
+ */
+export class Backfiller {
+  readonly status: BackfillStatus = { reposSynced: 0, reposFailed: 0, records: 0, retries: {}, inFlight: 0 }
+  private readonly opts: Required<Omit<BackfillOptions, 'onRepo' | 'onQueued'>> & Pick<BackfillOptions, 'onRepo' | 'onQueued'>
+  private readonly keys: SigningKeys
+  private readonly hosts: KeyedLimiter
+  private readonly rates: KeyedRateLimiter
+  private readonly running = new Set<Promise<void>>()
+  private stopping = false
+  private wakeUp: (() => void) | null = null
+  private done: Promise<void> | null = null
+
+  constructor(opts: BackfillOptions) {
+    this.opts = {
+      concurrency: 4,
+      perHost: 2,
+      ratePerHost: 10,
+      maxAttempts: 5,
+      backoffBaseMs: 5000,
+      leaseMs: 5 * 60_000,
+      pollMs: 1000,
+      ...opts,
+    }
+    this.keys = { signingKey: (did, refresh) => this.opts.idResolver.did.resolveAtprotoKey(did, refresh) }
+    this.hosts = new KeyedLimiter(this.opts.perHost)
+    this.rates = new KeyedRateLimiter(this.opts.ratePerHost)
+  }
+
+  start(): void {
+    this.done = this.loop()
+  }
+
+  wake(): void {
+    this.wakeUp?.()
+  }
+
+  async stop(): Promise<void> {
+    this.stopping = true
+    this.wake()
+    await this.done
+  }
+
+  private async loop(): Promise<void> {
+    while (!this.stopping) {
+      let busy = false
+      try {
+        busy = await this.step()
+      } catch (err) {
+        this.opts.log.error({ err }, 'backfill step failed')
+      }
+      if (busy) continue
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, this.opts.pollMs)
+        this.wakeUp = () => {
+          clearTimeout(timer)
+          this.wakeUp = null
+          resolve()
+        }
+      })
+    }
+    await Promise.allSettled(this.running)
+  }
+
+  /** One round of work; true when there may be more right away. */
+  private async step(): Promise<boolean> {
+    const runs = await activeRuns(this.opts.pool)
+    const discovering = runs.find((r) => r.status === 'discovering')
+    let discovered = false
+    if (discovering) discovered = await this.discoverOnePage(discovering)
+    const free = this.opts.concurrency - this.running.size
+    let claimed = 0
+    if (free > 0) {
+      const jobs = await claimRepos(this.opts.pool, free, this.opts.leaseMs)
+      claimed = jobs.length
+      for (const job of jobs) this.track(this.syncRepo(job))
+    }
+    if (runs.some((r) => r.status === 'syncing')) {
+      for (const id of await closeFinishedRuns(this.opts.pool)) this.opts.log.info({ run: id }, 'backfill finished')
+    }
+    return discovered || (claimed > 0 && claimed === free)
+  }
+
+  private async discoverOnePage(run: BackfillRun): Promise<boolean> {
+    try {
+      const page = await discoverPage(this.opts.discoveryUrl, run.discovery)
+      await addDiscovered(this.opts.pool, run.id, page.dids, run.reason)
+      await saveDiscovery(this.opts.pool, run.id, page.progress)
+      if (page.done) {
+        await finishDiscovery(this.opts.pool, run.id)
+        this.opts.log.info({ run: run.id }, 'backfill discovery finished')
+      }
+      return !page.done
+    } catch (err) {
+      this.opts.log.warn({ err: (err as Error).message, run: run.id }, 'backfill discovery failed; retrying')
+      return false
+    }
+  }
+
+  private track(task: Promise<void>): void {
+    this.running.add(task)
+    this.status.inFlight = this.running.size
+    void task.finally(() => {
+      this.running.delete(task)
+      this.status.inFlight = this.running.size
+      this.wake()
+    })
+  }
+
+  private async pdsOf(did: string): Promise<string> {
+    const doc = await this.opts.idResolver.did.resolve(did)
+    const pds = doc ? parseToAtprotoDocument(doc).pds : undefined
+    if (!pds) throw new TransientError('identity-unavailable', `no PDS in the DID document of ${did}`)
+    return pds
+  }
+
+  private async syncRepo(job: RepoJob): Promise<void> {
+    const { pool, log } = this.opts
+    let host = ''
+    try {
+      let pds: string
+      try {
+        pds = await this.pdsOf(job.did)
+      } catch (err) {
+        throw err instanceof TransientError ? err : new TransientError('identity-unavailable', (err as Error).message)
+      }
+      host = new URL(pds).host
+      const held = await heldRecords(pool, job.did)
+      const snapshot = await this.hosts.run(host, async () => {
+        await this.rates.take(host)
+        return snapshotRepo(this.opts.fetch, pds, job.did, this.keys, this.opts.lexicons, held)
+      })
+      const res = await applyEffects(pool, snapshot.effects, async (client) => {
+        await advanceRepoState(client, job.did, snapshot.rev, snapshot.dataCid, true)
+        await finishRepo(client, job.did, snapshot.records)
+      })
+      if (res.queued > 0) this.opts.onQueued?.()
+      this.status.reposSynced++
+      this.status.records += snapshot.records
+      this.opts.onRepo?.(job.did, snapshot.rev, snapshot.dataCid, snapshot.records)
+      log.debug({ did: job.did, rev: snapshot.rev, records: snapshot.records }, 'repo synced')
+    } catch (err) {
+      const transient = err instanceof TransientError ? err : new TransientError('internal-error', String(err))
+      if (!(err instanceof TransientError)) log.error({ err, did: job.did }, 'repo sync failed unexpectedly')
+      this.status.retries[transient.reason] = (this.status.retries[transient.reason] ?? 0) + 1
+      if (transient.retryAfterMs !== undefined && host) this.rates.pause(host, transient.retryAfterMs)
+      const base = this.opts.backoffBaseMs * 2 ** Math.min(job.attempts, 20)
+      const delay = Math.max(Math.round(base / 2 + (Math.random() * base) / 2), transient.retryAfterMs ?? 0)
+      try {
+        const next = await retryRepo(pool, job, `${transient.reason}: ${transient.message}`, delay, this.opts.maxAttempts)
+        if (next === 'failed') this.status.reposFailed++
+        log.warn({ did: job.did, reason: transient.reason, err: transient.message, next, retryInMs: delay }, 'repo sync failed')
+      } catch (dbErr) {
+        log.error({ err: dbErr, did: job.did }, 'could not schedule a repo sync retry')
+      }
+    }
+  }
+}

@@ -1,0 +1,83 @@
+import type { Lexicons } from '@atproto/lexicon'
+import { ACCEPTANCE_NSID, INVITE_NSID, type Collection, type Effect } from '../db/effects.ts'
+import { openSignedRepo, VerificationError, type SigningKeys } from './commit.ts'
+import { recordEffect } from './record.ts'
+import { TransientError, xrpcGet, type Fetch } from './subject.ts'
+
+const CHIVE_PREFIX = 'pub.chive.'
+const OURS: ReadonlySet<string> = new Set([INVITE_NSID, ACCEPTANCE_NSID])
+
+export interface HeldRecords {
+  invites: string[]
+  acceptances: string[]
+  subjects: string[]
+}
+
+export interface RepoSnapshot {
+  rev: string
+  dataCid: string
+  /** Effects that bring the index to the snapshot: writes at its rev, and deletes of what it lacks. */
+  effects: Effect[]
+  records: number
+}
+
+/**
+ * Fetches a repo with `com.atproto.sync.getRepo` and proves it as the live path proves a commit:
+ * every block hashes to its CID, and the commit is signed by the repo's key. Every Chive record in
+ * the signed tree is written at the snapshot's rev; every record we hold that the tree lacks is
+ * deleted at that rev. Rev guards make the result the same whichever of this and the live stream
+ * lands first.
+ */
+export const snapshotRepo = async (
+  fetch: Fetch,
+  pds: string,
+  did: string,
+  keys: SigningKeys,
+  lexicons: Lexicons,
+  held: HeldRecords,
+): Promise<RepoSnapshot> => {
+  const url = new URL('/xrpc/com.atproto.sync.getRepo', pds)
+  url.searchParams.set('did', did)
+  const answer = await xrpcGet(fetch, url)
+  if (!answer.ok) throw new TransientError('repo-unavailable', `${url.host} answered ${answer.status} ${answer.error}`.trim())
+  let repo: Awaited<ReturnType<typeof openSignedRepo>>
+  try {
+    repo = await openSignedRepo(answer.body, did, keys)
+  } catch (err) {
+    const reason = err instanceof VerificationError ? err.reason : 'bad-repo'
+    throw new TransientError('bad-proof', `${reason}: ${(err as Error).message}`)
+  }
+  const { rev } = repo
+  const effects: Effect[] = []
+  const present = new Set<string>()
+  let records = 0
+  try {
+    for await (const leaf of repo.mst.walkLeavesFrom(CHIVE_PREFIX)) {
+      if (!leaf.key.startsWith(CHIVE_PREFIX)) break
+      const slash = leaf.key.indexOf('/')
+      const collection = leaf.key.slice(0, slash)
+      const uri = `at://${did}/${leaf.key}`
+      const cid = leaf.value.toString()
+      present.add(uri)
+      if (!OURS.has(collection)) {
+        effects.push({ kind: 'subject', uri, repo: did, collection, rev, seq: null, action: 'update', cid })
+        continue
+      }
+      const bytes = repo.blocks.get(leaf.value)
+      if (!bytes) throw new TransientError('bad-proof', `record block missing for ${uri}`)
+      records++
+      effects.push(recordEffect(lexicons, { uri, repo: did, collection: collection as Collection, rev, seq: null, cid }, bytes))
+    }
+  } catch (err) {
+    if (err instanceof TransientError) throw err
+    throw new TransientError('bad-proof', `incomplete repo tree: ${(err as Error).message}`)
+  }
+  const gone = (uris: string[]) => uris.filter((uri) => !present.has(uri))
+  for (const uri of gone(held.invites)) effects.push({ kind: 'delete', uri, repo: did, collection: INVITE_NSID, rev, seq: null })
+  for (const uri of gone(held.acceptances)) effects.push({ kind: 'delete', uri, repo: did, collection: ACCEPTANCE_NSID, rev, seq: null })
+  for (const uri of gone(held.subjects)) {
+    const collection = uri.split('/')[3] ?? ''
+    effects.push({ kind: 'subject', uri, repo: did, collection, rev, seq: null, action: 'delete', cid: null })
+  }
+  return { rev, dataCid: repo.data.toString(), effects, records }
+}
