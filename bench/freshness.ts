@@ -50,7 +50,7 @@ const config: Config = {
   logLevel: 'silent',
   allowPrivateNetwork: true,
   verify: { concurrency: 16, perHost: 4, maxAttempts: 10, backoffBaseMs: 1000, timeoutMs: 5000, maxBytes: 1 << 20 },
-  backfill: { url: net.pdsUrl, onGap: false, concurrency: 4, perHost: 2, ratePerHost: 10, maxAttempts: 5, maxBytes: 1 << 26 },
+  backfill: { url: net.pdsUrl, onGap: false, concurrency: 4, perHost: 2, ratePerHost: 10, maxAttempts: 5, backoffBaseMs: 5000, maxBytes: 1 << 26 },
   version: 'bench',
 }
 const service = await startService(config, createLogger('silent'))

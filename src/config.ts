@@ -35,6 +35,7 @@ export interface Config {
     perHost: number
     ratePerHost: number
     maxAttempts: number
+    backoffBaseMs: number
     maxBytes: number
   }
   version: string
@@ -157,6 +158,7 @@ export const loadConfig = (): Config => {
       perHost: intEnv('BACKFILL_PER_HOST', 2, 1, 64),
       ratePerHost: intEnv('BACKFILL_RATE', 10, 1, 10_000),
       maxAttempts: intEnv('BACKFILL_MAX_ATTEMPTS', 5, 1, 100),
+      backoffBaseMs: intEnv('BACKFILL_BACKOFF_MS', 5000, 1, 3_600_000),
       maxBytes: intEnv('BACKFILL_MAX_BYTES', 64 * 1024 * 1024, 1024, 2 ** 31 - 1),
     },
     version: packageVersion(),

@@ -67,6 +67,7 @@ export const startService = async (config: Config, log: Logger = createLogger(co
     perHost: config.backfill.perHost,
     ratePerHost: config.backfill.ratePerHost,
     maxAttempts: config.backfill.maxAttempts,
+    backoffBaseMs: config.backfill.backoffBaseMs,
     onRepo: (did, rev, dataCid) => indexer?.trackRepo(did, rev, dataCid),
     onQueued: () => verifier.wake(),
   })

@@ -2,13 +2,22 @@ import type { Pool, PoolClient } from './pool.ts'
 
 type Db = Pool | PoolClient
 
-/** Starts a full backfill unless one is already under way. Returns its id, or null. */
+/**
+ * Starts a full backfill. When one is already under way, another is scheduled to follow it
+ * (repos it synced before the gap may miss it). Returns the new run's id, or null.
+ */
 export const requestFullBackfill = async (db: Db, reason: string): Promise<number | null> => {
   const res = await db.query<{ id: number }>(
     `INSERT INTO backfill_run (kind, reason) VALUES ('full', $1) ON CONFLICT DO NOTHING RETURNING id`,
     [reason],
   )
-  return res.rows[0]?.id ?? null
+  const id = res.rows[0]?.id
+  if (id !== undefined) return id
+  await db.query(
+    `UPDATE backfill_run SET followup_reason = $1 WHERE kind = 'full' AND status <> 'done'`,
+    [reason],
+  )
+  return null
 }
 
 /** A backfill of the given repos only: nothing to discover. */
@@ -65,14 +74,15 @@ export const addDiscovered = async (db: Db, runId: number, dids: readonly string
 export const finishDiscovery = (pool: Pool, runId: number) =>
   pool.query(`UPDATE backfill_run SET status = 'syncing', discovered_at = now() WHERE id = $1`, [runId])
 
-/** Closes runs whose repos are all done or failed. */
+/** Closes runs whose repos are all done or failed, and starts the full runs they owe. */
 export const closeFinishedRuns = async (pool: Pool): Promise<number[]> => {
-  const res = await pool.query<{ id: number }>(
+  const res = await pool.query<{ id: number; followup_reason: string | null }>(
     `UPDATE backfill_run r SET status = 'done', finished_at = now()
      WHERE r.status = 'syncing'
        AND NOT EXISTS (SELECT 1 FROM repo_sync s WHERE s.run_id = r.id AND s.status = 'pending')
-     RETURNING r.id`,
+     RETURNING r.id, r.followup_reason`,
   )
+  for (const row of res.rows) if (row.followup_reason) await requestFullBackfill(pool, row.followup_reason)
   return res.rows.map((r) => r.id)
 }
 

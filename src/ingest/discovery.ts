@@ -24,8 +24,10 @@ const getJson = async (url: URL): Promise<{ status: number; body: Record<string,
   return { status: res.status, body }
 }
 
+// A PDS does not serve listReposByCollection: it answers 404/501, or (proxying unknown methods
+// to an AppView) asks for auth.
 const notImplemented = (status: number, body: Record<string, unknown>) =>
-  status === 404 || status === 501 || body.error === 'MethodNotImplemented' || body.error === 'XRPCNotSupported'
+  [401, 403, 404, 501].includes(status) || body.error === 'MethodNotImplemented' || body.error === 'XRPCNotSupported'
 
 /**
  * One page of the repos that hold our collections, from the relay's

@@ -3,7 +3,7 @@ import type { Lexicons } from '@atproto/lexicon'
 import type { Logger } from '../log.ts'
 import type { Pool } from '../db/pool.ts'
 import { knownRelays, readCursor } from '../db/cursor.ts'
-import { commitBatch } from '../db/store.ts'
+import { applyEffects, commitBatch } from '../db/store.ts'
 import { ACCEPTANCE_NSID, INVITE_NSID, type Collection, type Effect } from '../db/effects.ts'
 import { parseToAtprotoDocument } from '@atproto/identity'
 import { loadRepoStates, readRepoState, requestFullBackfill, type RepoState } from '../db/backfill.ts'
@@ -196,12 +196,16 @@ export class Indexer {
   /** Commits pending effects with the cursor; retries while the database is away. */
   private async flush(giveUpAfterMs = Infinity, force = false): Promise<void> {
     const seq = this.lastSeq
-    if (seq === null || (!force && this.pending.length === 0 && seq === this.committedSeq)) return
+    if (this.pending.length === 0 && (seq === null || (!force && seq === this.committedSeq))) return
     const effects = this.pending
     const started = Date.now()
     for (let attempt = 0; ; attempt++) {
       try {
-        const res = await commitBatch(this.opts.pool, this.opts.relayUrl, effects, seq, this.snapshotStatus())
+        // Effects of seq-less messages (#info) can come before any seq: commit them alone.
+        const res =
+          seq === null
+            ? await applyEffects(this.opts.pool, effects)
+            : await commitBatch(this.opts.pool, this.opts.relayUrl, effects, seq, this.snapshotStatus())
         this.status.eventsIndexed += res.applied
         this.status.staleIgnored += res.stale
         if (res.queued > 0) this.opts.verifier?.wake()

@@ -58,13 +58,14 @@ export const startFaultProxy = async (target: string): Promise<FaultProxy> => {
 
 /**
  * A PLC directory front that serves the real directory's DID documents with one PDS endpoint
- * replaced, so that a service resolving through it reaches that PDS only through a proxy.
+ * replaced (for every DID, or only `onlyDids`), so that a service resolving through it reaches
+ * that PDS only through a proxy.
  */
-export const startPlcFront = async (plcUrl: string, pdsUrl: string, replacement: string) => {
+export const startPlcFront = async (plcUrl: string, pdsUrl: string, replacement: string, onlyDids?: readonly string[]) => {
   const server = http.createServer((req, res) => {
-    forward(plcUrl, req, res, (body) => body.split(JSON.stringify(pdsUrl)).join(JSON.stringify(replacement))).catch(() =>
-      req.socket.destroy(),
-    )
+    const applies = !onlyDids || onlyDids.some((did) => decodeURIComponent(req.url ?? '').includes(did))
+    const rewrite = (body: string) => (applies ? body.split(JSON.stringify(pdsUrl)).join(JSON.stringify(replacement)) : body)
+    forward(plcUrl, req, res, rewrite).catch(() => req.socket.destroy())
   })
   const url = await listen(server)
   return {

@@ -70,3 +70,14 @@ export const touches = (path: string) => (frame: Uint8Array): boolean => {
     return false
   }
 }
+
+/** Writes a marker record and returns its seq on the PDS's firehose: "now", in stream terms. */
+export const markSeq = async (
+  pdsWsUrl: string,
+  writer: { create(collection: string, record: Record<string, unknown>): Promise<{ uri: string }> },
+  from = 0,
+): Promise<number> => {
+  const marker = await writer.create('com.example.marker', { createdAt: new Date().toISOString() })
+  const frames = await captureFrames(pdsWsUrl, from, touches(marker.uri.split('/').slice(3).join('/')))
+  return (decodeFrame(frames[frames.length - 1] as Uint8Array) as { seq: number }).seq
+}

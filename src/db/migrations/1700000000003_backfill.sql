@@ -19,6 +19,9 @@ CREATE TABLE backfill_run (
   reason text NOT NULL,
   status text NOT NULL DEFAULT 'discovering',
   discovery jsonb NOT NULL DEFAULT '{}'::jsonb,
+  -- A gap found while this run was under way: repos it synced earlier may miss it, so another
+  -- full run follows this one.
+  followup_reason text,
   created_at timestamptz NOT NULL DEFAULT now(),
   discovered_at timestamptz,
   finished_at timestamptz
