@@ -18,6 +18,10 @@ export interface Config {
   logLevel: string
   /** Allow DID documents and PDSes on loopback / private addresses (tests, local networks). */
   allowPrivateNetwork: boolean
+  /** How often a replica that does not ingest tries to take over. */
+  leaderRetryMs: number
+  /** A relay connection that sends nothing for this long is presumed stalled and reopened. */
+  relayIdleTimeoutMs: number
   /** Subject proofs fetched from inviters' PDSes. */
   verify: {
     concurrency: number
@@ -143,6 +147,8 @@ export const loadConfig = (): Config => {
     logLevel: env('LOG_LEVEL') ?? 'info',
     // A relay on a private address is a local network: its PDSes and PLC live there too.
     allowPrivateNetwork: boolEnv('ALLOW_PRIVATE_NETWORK', isPrivateHost(relayUrl) || isPrivateHost(plcUrl)),
+    leaderRetryMs: intEnv('LEADER_RETRY_MS', 2000, 50, 600_000),
+    relayIdleTimeoutMs: intEnv('RELAY_IDLE_TIMEOUT_MS', 120_000, 100, 3_600_000),
     verify: {
       concurrency: intEnv('VERIFY_CONCURRENCY', 16, 1, 1000),
       perHost: intEnv('VERIFY_PER_HOST', 4, 1, 100),

@@ -11,6 +11,7 @@ import { SubjectVerifier } from './ingest/verifier.ts'
 import { Backfiller } from './ingest/backfill.ts'
 import { createServiceAuth } from './api/auth.ts'
 import { createApi } from './api/server.ts'
+import { LeaderLock } from './db/leader.ts'
 
 export interface Service {
   verifier: SubjectVerifier
@@ -20,6 +21,8 @@ export interface Service {
   indexer: Indexer
   pool: Pool
   log: Logger
+  /** Whether this replica holds the ingest leadership. */
+  readonly leader: boolean
   /** Stops reading, commits the cursor, closes the API and the database. */
   stop(): Promise<void>
 }
@@ -51,6 +54,7 @@ export const startService = async (config: Config, log: Logger = createLogger(co
     maxAttempts: config.verify.maxAttempts,
     backoffBaseMs: config.verify.backoffBaseMs,
   })
+  // Declared before the backfiller, which tells it about synced repos.
   let indexer: Indexer | undefined
   const backfiller = new Backfiller({
     pool,
@@ -74,6 +78,7 @@ export const startService = async (config: Config, log: Logger = createLogger(co
   indexer = new Indexer({
     verifier,
     backfillOnGap: config.backfill.onGap,
+    relayIdleTimeoutMs: config.relayIdleTimeoutMs,
     onBackfillRequested: () => backfiller.wake(),
     pool,
     relayUrl: config.relayUrl,
@@ -82,15 +87,58 @@ export const startService = async (config: Config, log: Logger = createLogger(co
     idResolver,
     log: log.child({ component: 'ingest' }),
   })
+  // Every replica serves the API; one at a time ingests (stream, proofs, backfill).
+  let leading = false
+  const ingest = {
+    async start() {
+      await indexer.start()
+      verifier.start()
+      backfiller.start()
+      leading = true
+    },
+    async stop() {
+      if (!leading) return
+      leading = false
+      await Promise.all([indexer.stop(), verifier.stop(), backfiller.stop()])
+    },
+  }
+  // Leadership changes one at a time, in order.
+  let transition: Promise<void> = Promise.resolve()
+  const lock = new LeaderLock(databaseUrl, `chive-collab-indexer:${config.databaseSchema}`, (err) => {
+    log.error({ err: err.message }, 'leadership lost with the database connection; ingest stops')
+    transition = transition.then(() => ingest.stop())
+  })
+  let stopping = false
+  const campaign = async () => {
+    await transition
+    if (stopping || lock.held || !(await lock.tryAcquire())) return
+    log.info('leading: this replica ingests')
+    transition = transition.then(async () => {
+      try {
+        await ingest.start()
+      } catch (err) {
+        log.error({ err }, 'ingest could not start; leadership released')
+        await ingest.stop()
+        await lock.release()
+      }
+    })
+    await transition
+  }
   const api = createApi(
-    { pool, lexicons, auth: createServiceAuth(config.serviceDid, idResolver), relayUrl: config.relayUrl, version: config.version },
+    {
+      pool,
+      lexicons,
+      auth: createServiceAuth(config.serviceDid, idResolver),
+      relayUrl: config.relayUrl,
+      version: config.version,
+      isLeader: () => leading,
+    },
     log,
   )
-  await indexer.start()
-  verifier.start()
-  backfiller.start()
+  await campaign()
+  const campaigner = setInterval(() => void campaign(), config.leaderRetryMs)
   const address = await api.listen({ port: config.port, host: config.host })
-  log.info({ address, relay: config.relayUrl, serviceDid: config.serviceDid }, 'service ready')
+  log.info({ address, relay: config.relayUrl, serviceDid: config.serviceDid, leader: leading }, 'service ready')
   const url = new URL(address)
   if (url.hostname === '0.0.0.0' || url.hostname === '[::]') url.hostname = '127.0.0.1'
   let stopped: Promise<void> | undefined
@@ -101,9 +149,16 @@ export const startService = async (config: Config, log: Logger = createLogger(co
     backfiller,
     pool,
     log,
+    get leader() {
+      return leading
+    },
     stop() {
       stopped ??= (async () => {
-        await Promise.all([indexer?.stop(), verifier.stop(), backfiller.stop()])
+        stopping = true
+        clearInterval(campaigner)
+        await transition
+        await ingest.stop()
+        await lock.release()
         await api.close()
         await pool.end()
         await embedded?.stop()

@@ -8,4 +8,6 @@ export interface ApiContext {
   auth: ServiceAuth
   relayUrl: string
   version: string
+  /** Whether this replica ingests (the others only serve). */
+  isLeader: () => boolean
 }

@@ -13,6 +13,7 @@ export const registerHealth = (app: FastifyInstance, ctx: ApiContext): void => {
     ])
     return {
       version: ctx.version,
+      leader: ctx.isLeader(),
       relay: ctx.relayUrl,
       cursor: state.cursor,
       cursorUpdatedAt: state.updatedAt?.toISOString() ?? null,

@@ -86,7 +86,9 @@ export class Backfiller {
     this.rates = new KeyedRateLimiter(this.opts.ratePerHost)
   }
 
+  /** Starts (or, after stop, restarts) the worker. */
   start(): void {
+    this.stopping = false
     this.done = this.loop()
   }
 

@@ -27,6 +27,8 @@ export interface IndexerOptions {
   backfillOnGap?: boolean
   /** Told when a backfill or resync was requested. */
   onBackfillRequested?: () => void
+  /** Reopen a relay connection that sends nothing for this long. */
+  relayIdleTimeoutMs?: number
   /** How often the cursor is saved when nothing relevant arrives. */
   cursorIntervalMs?: number
   /** Effects gathered before a commit is forced even while frames keep coming. */
@@ -45,6 +47,7 @@ export interface IndexerStatus {
   relay: string
   connected: boolean
   reconnects: number
+  stalls: number
   lastDisconnectReason: string | null
   nextRetryInMs: number | null
   lastSeq: number | null
@@ -97,7 +100,7 @@ export class Indexer {
   readonly status: IndexerStatus
 
   constructor(opts: IndexerOptions) {
-    this.opts = { cursorIntervalMs: 1000, maxBatch: 500, backfillOnGap: true, ...opts }
+    this.opts = { cursorIntervalMs: 1000, maxBatch: 500, backfillOnGap: true, relayIdleTimeoutMs: 120_000, ...opts }
     this.keys = {
       signingKey: (did, refresh) => this.opts.idResolver.did.resolveAtprotoKey(did, refresh),
     }
@@ -105,6 +108,7 @@ export class Indexer {
       relay: opts.relayUrl,
       connected: false,
       reconnects: 0,
+      stalls: 0,
       lastDisconnectReason: null,
       nextRetryInMs: null,
       lastSeq: null,
@@ -123,6 +127,10 @@ export class Indexer {
 
   /** Resolves once the stored cursor is read and the subscription is opening. */
   async start(): Promise<void> {
+    // Restartable: a replica that regains leadership resumes from the committed cursor.
+    this.stopping = false
+    this.pending = []
+    this.lastCommitAt = 0
     const stored = await readCursor(this.opts.pool, this.opts.relayUrl)
     this.repos = await loadRepoStates(this.opts.pool)
     if (stored === null && this.opts.backfillOnGap) {
@@ -139,6 +147,7 @@ export class Indexer {
       url: this.opts.relayUrl,
       getCursor: () => this.lastSeq,
       log: this.opts.log,
+      idleTimeoutMs: this.opts.relayIdleTimeoutMs,
     })
     this.relay.start()
     this.done = this.loop()
@@ -186,6 +195,7 @@ export class Indexer {
       ...this.status,
       connected: r?.connected ?? false,
       reconnects: r?.reconnects ?? 0,
+      stalls: r?.stalls ?? 0,
       lastDisconnectReason: r?.lastDisconnectReason ?? null,
       nextRetryInMs: r?.nextRetryInMs ?? null,
       lastSeq: this.lastSeq,

@@ -12,6 +12,11 @@ export interface RelayOptions {
   lowWater?: number
   /** A ping unanswered for this long means a dead connection. */
   heartbeatMs?: number
+  /**
+   * No frame for this long while we are reading means a stalled relay (the connection may still
+   * answer pings): reopen it.
+   */
+  idleTimeoutMs?: number
   maxBackoffMs?: number
 }
 
@@ -22,6 +27,8 @@ export interface RelayStatus {
   lastConnectedAt: string | null
   lastDisconnectReason: string | null
   nextRetryInMs: number | null
+  /** Connections reopened because the relay went silent. */
+  stalls: number
 }
 
 const MAX_FRAME_BYTES = 8 * 1024 * 1024
@@ -38,6 +45,7 @@ export class RelaySubscription {
     lastConnectedAt: null,
     lastDisconnectReason: null,
     nextRetryInMs: null,
+    stalls: 0,
   }
   private readonly opts: Required<RelayOptions>
   private queue: Uint8Array[] = []
@@ -48,9 +56,11 @@ export class RelaySubscription {
   private failures = 0
   private retryTimer: NodeJS.Timeout | null = null
   private heartbeat: NodeJS.Timeout | null = null
+  private idleCheck: NodeJS.Timeout | null = null
+  private lastFrameAt = 0
 
   constructor(opts: RelayOptions) {
-    this.opts = { highWater: 2000, lowWater: 200, heartbeatMs: 30_000, maxBackoffMs: 30_000, ...opts }
+    this.opts = { highWater: 2000, lowWater: 200, heartbeatMs: 30_000, idleTimeoutMs: 120_000, maxBackoffMs: 30_000, ...opts }
   }
 
   start(): void {
@@ -63,6 +73,7 @@ export class RelaySubscription {
     if (frame) {
       if (this.paused && this.queue.length <= this.opts.lowWater) {
         this.paused = false
+        this.lastFrameAt = Date.now()
         this.ws?.resume()
       }
       return Promise.resolve(frame)
@@ -112,6 +123,14 @@ export class RelaySubscription {
       this.status.lastConnectedAt = new Date().toISOString()
       this.opts.log.info({ url: this.opts.url, cursor }, 'relay connected')
       this.stopHeartbeat()
+      this.lastFrameAt = Date.now()
+      this.idleCheck = setInterval(() => {
+        // While paused we are the ones not reading: that is back-pressure, not a stall.
+        if (this.paused || Date.now() - this.lastFrameAt <= this.opts.idleTimeoutMs) return
+        this.opts.log.warn({ url: this.opts.url, idleMs: Date.now() - this.lastFrameAt }, 'relay sent nothing; reconnecting')
+        this.status.stalls++
+        ws.terminate()
+      }, Math.max(50, Math.floor(this.opts.idleTimeoutMs / 4)))
       this.heartbeat = setInterval(() => {
         if (!alive) {
           this.opts.log.warn({ url: this.opts.url }, 'relay heartbeat missed; reconnecting')
@@ -127,6 +146,7 @@ export class RelaySubscription {
     })
     ws.on('message', (data: Buffer, isBinary: boolean) => {
       alive = true
+      this.lastFrameAt = Date.now()
       if (!isBinary) return
       if (this.waiter) {
         this.waiter(data)
@@ -172,6 +192,8 @@ export class RelaySubscription {
 
   private stopHeartbeat(): void {
     if (this.heartbeat) clearInterval(this.heartbeat)
+    if (this.idleCheck) clearInterval(this.idleCheck)
     this.heartbeat = null
+    this.idleCheck = null
   }
 }

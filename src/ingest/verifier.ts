@@ -65,7 +65,9 @@ export class SubjectVerifier {
     this.hosts = new KeyedLimiter(this.opts.perHost)
   }
 
+  /** Starts (or, after stop, restarts) the worker. */
   start(): void {
+    this.stopping = false
     this.done = this.loop()
   }
 

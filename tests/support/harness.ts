@@ -133,6 +133,8 @@ export const testConfig = (schema: string, overrides: Partial<Config> = {}): Con
   serviceDid: SERVICE_DID,
   logLevel: process.env.TEST_LOG_LEVEL ?? 'silent',
   allowPrivateNetwork: true,
+  leaderRetryMs: 200,
+  relayIdleTimeoutMs: 120_000,
   verify: { concurrency: 8, perHost: 4, maxAttempts: 30, backoffBaseMs: 50, timeoutMs: 2000, maxBytes: 1024 * 1024 },
   // Tests replay the PDS from seq 0; backfill tests turn gap backfills on themselves.
   backfill: { url: httpBase(pdsUrl()), onGap: false, concurrency: 4, perHost: 2, ratePerHost: 100, maxAttempts: 5, backoffBaseMs: 50, maxBytes: 64 * 1024 * 1024 },
