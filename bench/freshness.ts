@@ -51,6 +51,7 @@ const config: Config = {
   allowPrivateNetwork: true,
   leaderRetryMs: 2000,
   relayIdleTimeoutMs: 120_000,
+  relayMaxBackoffMs: 30_000,
   verify: { concurrency: 16, perHost: 4, maxAttempts: 10, backoffBaseMs: 1000, timeoutMs: 5000, maxBytes: 1 << 20 },
   backfill: { url: net.pdsUrl, onGap: false, concurrency: 4, perHost: 2, ratePerHost: 10, maxAttempts: 5, backoffBaseMs: 5000, maxBytes: 1 << 26 },
   version: 'bench',

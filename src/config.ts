@@ -22,6 +22,8 @@ export interface Config {
   leaderRetryMs: number
   /** A relay connection that sends nothing for this long is presumed stalled and reopened. */
   relayIdleTimeoutMs: number
+  /** Cap of the reconnect backoff. */
+  relayMaxBackoffMs: number
   /** Subject proofs fetched from inviters' PDSes. */
   verify: {
     concurrency: number
@@ -149,6 +151,7 @@ export const loadConfig = (): Config => {
     allowPrivateNetwork: boolEnv('ALLOW_PRIVATE_NETWORK', isPrivateHost(relayUrl) || isPrivateHost(plcUrl)),
     leaderRetryMs: intEnv('LEADER_RETRY_MS', 2000, 50, 600_000),
     relayIdleTimeoutMs: intEnv('RELAY_IDLE_TIMEOUT_MS', 120_000, 100, 3_600_000),
+    relayMaxBackoffMs: intEnv('RELAY_MAX_BACKOFF_MS', 30_000, 10, 3_600_000),
     verify: {
       concurrency: intEnv('VERIFY_CONCURRENCY', 16, 1, 1000),
       perHost: intEnv('VERIFY_PER_HOST', 4, 1, 100),

@@ -79,6 +79,7 @@ export const startService = async (config: Config, log: Logger = createLogger(co
     verifier,
     backfillOnGap: config.backfill.onGap,
     relayIdleTimeoutMs: config.relayIdleTimeoutMs,
+    relayMaxBackoffMs: config.relayMaxBackoffMs,
     onBackfillRequested: () => backfiller.wake(),
     pool,
     relayUrl: config.relayUrl,

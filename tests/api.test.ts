@@ -135,6 +135,8 @@ describe('pagination', () => {
     for (let i = 0; i < 4; i++) created.push((await inviter.invite(node, invitee, { createdAt: sameInstant })).uri)
     const future = await inviter.invite(node, invitee, { createdAt: '2999-01-01T00:00:00.000Z' })
     created.push(future.uri)
+    // Indexed now: it must rank by when we first saw it, so wait for that before writing newer ones.
+    await v.waitForState(invitee, future.uri, 'pending')
     for (let i = 0; i < 3; i++) created.push((await inviter.invite(node, invitee)).uri)
     const accepted = created[1] as string
     await invitee.accept({ uri: accepted, cid: '' }, { uri: node.uri, cid: '' })

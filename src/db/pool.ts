@@ -13,7 +13,9 @@ export const createPool = (url: string, schema: string, max = 10): Pool => {
     connectionTimeoutMillis: 10_000,
     options: `-c search_path=${schema}`,
   })
-  // An idle client that loses its server must not crash the process.
+  // A client that loses its server (restart, failover) must not crash the process: idle ones
+  // report on the pool, checked-out ones on themselves; their queries fail and are retried.
   pool.on('error', () => {})
+  pool.on('connect', (client) => client.on('error', () => {}))
   return pool
 }

@@ -29,6 +29,7 @@ export interface IndexerOptions {
   onBackfillRequested?: () => void
   /** Reopen a relay connection that sends nothing for this long. */
   relayIdleTimeoutMs?: number
+  relayMaxBackoffMs?: number
   /** How often the cursor is saved when nothing relevant arrives. */
   cursorIntervalMs?: number
   /** Effects gathered before a commit is forced even while frames keep coming. */
@@ -100,7 +101,7 @@ export class Indexer {
   readonly status: IndexerStatus
 
   constructor(opts: IndexerOptions) {
-    this.opts = { cursorIntervalMs: 1000, maxBatch: 500, backfillOnGap: true, relayIdleTimeoutMs: 120_000, ...opts }
+    this.opts = { cursorIntervalMs: 1000, maxBatch: 500, backfillOnGap: true, relayIdleTimeoutMs: 120_000, relayMaxBackoffMs: 30_000, ...opts }
     this.keys = {
       signingKey: (did, refresh) => this.opts.idResolver.did.resolveAtprotoKey(did, refresh),
     }
@@ -148,6 +149,7 @@ export class Indexer {
       getCursor: () => this.lastSeq,
       log: this.opts.log,
       idleTimeoutMs: this.opts.relayIdleTimeoutMs,
+      maxBackoffMs: this.opts.relayMaxBackoffMs,
     })
     this.relay.start()
     this.done = this.loop()
