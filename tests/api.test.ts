@@ -67,9 +67,11 @@ describe('service auth on listInvites', () => {
     const res = await bob.agent.com.atproto.server.getServiceAuth({
       aud: 'did:web:indexer.test',
       lxm: LIST_INVITES,
-      exp: Math.floor(Date.now() / 1000) + 1,
+      exp: Math.floor(Date.now() / 1000) + 2,
     })
-    await new Promise((r) => setTimeout(r, 2100))
+    // Used while live (and so remembered), then refused once expired.
+    expect((await h.get(LIST_INVITES, { invitee: bob.did }, res.data.token)).status).toBe(200)
+    await new Promise((r) => setTimeout(r, 3100))
     expectError(await h.get(LIST_INVITES, { invitee: bob.did }, res.data.token), 401, 'AuthenticationRequired')
   })
 

@@ -10,7 +10,12 @@ export interface ServiceAuth {
 
 const SUPPORTED_ISSUER = /^did:(plc|web):/
 
+const MAX_CACHED_TOKENS = 10_000
+
 export const createServiceAuth = (serviceDid: string, idResolver: IdResolver): ServiceAuth => {
+  // The frontend reuses a token until it expires: a token checked once (signature, aud, lxm) is
+  // remembered until its exp, so each reuse costs a map lookup rather than a signature check.
+  const verified = new Map<string, { did: string; exp: number }>()
   const getSigningKey = async (iss: string, forceRefresh: boolean): Promise<string> => {
     const did = stripFragment(iss)
     if (!SUPPORTED_ISSUER.test(did)) throw authRequired('only did:plc and did:web issuers are accepted')
@@ -25,14 +30,25 @@ export const createServiceAuth = (serviceDid: string, idResolver: IdResolver): S
       if (!authorization) throw authRequired('a service-auth bearer token is required')
       const match = /^Bearer\s+(\S+)\s*$/i.exec(authorization)
       if (!match?.[1]) throw authRequired('Authorization must be "Bearer <token>"')
-      let payload: { iss: string }
+      const token = match[1]
+      const cacheKey = `${lxm} ${token}`
+      const known = verified.get(cacheKey)
+      if (known) {
+        if (Date.now() / 1000 <= known.exp) return known.did
+        verified.delete(cacheKey)
+        throw authRequired('jwt expired')
+      }
+      let payload: { iss: string; exp: number }
       try {
-        payload = await verifyJwt(match[1], serviceDid, lxm, getSigningKey as Parameters<typeof verifyJwt>[3])
+        payload = await verifyJwt(token, serviceDid, lxm, getSigningKey as Parameters<typeof verifyJwt>[3])
       } catch (err) {
         if (err instanceof XrpcError) throw err
         throw authRequired(err instanceof Error ? err.message : 'invalid token')
       }
-      return stripFragment(payload.iss)
+      const did = stripFragment(payload.iss)
+      if (verified.size >= MAX_CACHED_TOKENS) verified.clear()
+      verified.set(cacheKey, { did, exp: payload.exp })
+      return did
     },
   }
 }

@@ -1,4 +1,5 @@
-import { MemoryBlockstore, MST, def, readCarWithRoot, verifyCommitSig, type BlockMap } from '@atproto/repo'
+import { MemoryBlockstore, MST, def, readCarWithRoot, type BlockMap } from '@atproto/repo'
+import { verifyCommitSignature } from './signature.ts'
 import type { Cid } from '@atproto/lex-data'
 import type { CommitEvent, RepoOp } from './frame.ts'
 
@@ -45,8 +46,8 @@ export const openSignedRepo = async (carBytes: Uint8Array, did: string, keys: Si
     throw new VerificationError('missing-commit', `signed commit block missing or malformed: ${(err as Error).message}`)
   }
   if (signed.did !== did) throw new VerificationError('wrong-repo', `commit is for ${signed.did}, not ${did}`)
-  if (!(await verifyCommitSig(signed, await keys.signingKey(did, false)))) {
-    if (!(await verifyCommitSig(signed, await keys.signingKey(did, true)))) {
+  if (!verifyCommitSignature(signed, await keys.signingKey(did, false))) {
+    if (!verifyCommitSignature(signed, await keys.signingKey(did, true))) {
       throw new VerificationError('bad-signature', 'commit signature does not verify')
     }
   }
