@@ -1,6 +1,6 @@
 import { MemoryBlockstore, MST, def, readCarWithRoot, type BlockMap } from '@atproto/repo'
 import { verifyCommitSignature } from './signature.ts'
-import type { Cid } from '@atproto/lex-data'
+import { isCidForBytes, type Cid } from '@atproto/lex-data'
 import type { CommitEvent, RepoOp } from './frame.ts'
 
 /** Why a commit (or a repo proof) could not be trusted. */
@@ -54,6 +54,39 @@ export const openSignedRepo = async (carBytes: Uint8Array, did: string, keys: Si
   return { root: car.root, rev: signed.rev, data: signed.data, blocks: car.blocks, mst: MST.load(store, signed.data) }
 }
 
+/**
+ * The signed commit of a CAR, without checking the other blocks: enough to follow a tracked repo's
+ * chain (rev and MST root) through commits that touch none of our records. The commit block's own
+ * hash and signature are checked.
+ */
+export const readSignedCommit = async (
+  carBytes: Uint8Array,
+  did: string,
+  keys: SigningKeys,
+): Promise<{ root: Cid; rev: string; data: Cid }> => {
+  let car: Awaited<ReturnType<typeof readCarWithRoot>>
+  try {
+    car = await readCarWithRoot(carBytes, { skipCidVerification: true })
+  } catch (err) {
+    throw new VerificationError('bad-car', `not a valid CAR: ${(err as Error).message}`)
+  }
+  const bytes = car.blocks.get(car.root)
+  if (!bytes || !(await isCidForBytes(car.root, bytes))) throw new VerificationError('bad-car', 'commit block missing or not its CID')
+  let signed
+  try {
+    signed = await new MemoryBlockstore(car.blocks).readObj(car.root, def.commit)
+  } catch (err) {
+    throw new VerificationError('missing-commit', `signed commit block malformed: ${(err as Error).message}`)
+  }
+  if (signed.did !== did) throw new VerificationError('wrong-repo', `commit is for ${signed.did}, not ${did}`)
+  if (!verifyCommitSignature(signed, await keys.signingKey(did, false))) {
+    if (!verifyCommitSignature(signed, await keys.signingKey(did, true))) {
+      throw new VerificationError('bad-signature', 'commit signature does not verify')
+    }
+  }
+  return { root: car.root, rev: signed.rev, data: signed.data }
+}
+
 export interface VerifiedOp {
   op: RepoOp
   /** The record's bytes for creates and updates, hash-checked against the op's CID. */
@@ -70,6 +103,12 @@ export const verifyCommitOps = async (
   ops: readonly RepoOp[],
   keys: SigningKeys,
 ): Promise<{ verified: VerifiedOp[]; unproven: { op: RepoOp; reason: string }[]; data: string }> => {
+  if (ops.length === 0) {
+    const commit = await readSignedCommit(evt.blocks, evt.repo, keys)
+    if (!commit.root.equals(evt.commit)) throw new VerificationError('commit-mismatch', 'CAR root is not the event commit')
+    if (commit.rev !== evt.rev) throw new VerificationError('wrong-rev', `commit rev ${commit.rev} is not event rev ${evt.rev}`)
+    return { verified: [], unproven: [], data: commit.data.toString() }
+  }
   const repo = await openSignedRepo(evt.blocks, evt.repo, keys)
   if (!repo.root.equals(evt.commit)) throw new VerificationError('commit-mismatch', 'CAR root is not the event commit')
   if (repo.rev !== evt.rev) throw new VerificationError('wrong-rev', `commit rev ${repo.rev} is not event rev ${evt.rev}`)

@@ -78,6 +78,10 @@ const bump = (counts: Record<string, number>, key: string): void => {
 
 type VerifiedCommit = Awaited<ReturnType<typeof verifyCommitOps>>
 
+// Effects a reader can see. Bookkeeping (chain positions, identity requeues) rides along with the
+// next batch instead of forcing a commit of its own.
+const isVisible = (e: Effect): boolean => e.kind !== 'repo' && e.kind !== 'identity'
+
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
 /**
@@ -166,10 +170,12 @@ export class Indexer {
     const relay = this.relay
     if (!relay) return
     while (!this.stopping) {
-      const frame = await relay.next(this.opts.cursorIntervalMs)
+      const frame = relay.take() ?? (await relay.next(this.opts.cursorIntervalMs))
       if (frame) {
         try {
-          await this.handleFrame(frame)
+          // Most frames are done synchronously; only those with work to wait for return a promise.
+          const work = this.handleFrame(frame)
+          if (work) await work
         } catch (err) {
           // A bug on one event must not stop the stream; the event is counted and logged.
           bump(this.status.malformed, 'internal-error')
@@ -184,7 +190,8 @@ export class Indexer {
         (this.lastSeq !== this.committedSeq || idleMs >= 5 * this.opts.cursorIntervalMs)
       // Relevant effects are committed as soon as the backlog is drained (freshness), and in
       // batches while it is not (throughput).
-      if ((this.pending.length > 0 && (relay.buffered === 0 || this.pending.length >= this.opts.maxBatch)) || due) {
+      const visible = this.pending.length > 0 && this.pending.some(isVisible)
+      if ((visible && relay.buffered === 0) || this.pending.length >= this.opts.maxBatch || due) {
         await this.flush(Infinity, due)
       }
     }
@@ -237,7 +244,7 @@ export class Indexer {
     this.lastCommitAt = Date.now()
   }
 
-  private async handleFrame(frame: Uint8Array): Promise<void> {
+  private handleFrame(frame: Uint8Array): Promise<void> | undefined {
     this.status.framesReceived++
     let evt: FirehoseEvent
     try {
@@ -262,25 +269,34 @@ export class Indexer {
         }
         return
       }
-      case 'commit':
-        await this.handleCommit(evt)
+      case 'commit': {
         this.status.lastEventTime = evt.time || null
-        break
+        const { seq } = evt
+        // The 99.8%: no Chive record, no tracked repo. Nothing to verify, nothing to wait for.
+        if (!this.repos.has(evt.repo) && !evt.ops.some((op) => op.path.startsWith(CHIVE_PREFIX))) {
+          this.advance(seq)
+          return
+        }
+        return this.handleCommit(evt).then(() => this.advance(seq))
+      }
       case 'account':
         this.pending.push({ kind: 'account', did: evt.did, active: evt.active, status: evt.status, seq: evt.seq })
-        break
-      case 'identity':
+        this.advance(evt.seq)
+        return
+      case 'identity': {
         // Forget the cached document (the next check fetches the new one); a moved PDS may
         // also answer the subject proofs that the old one could not.
-        await this.handleIdentity(evt)
-        break
-      case 'sync':
-        await this.handleSync(evt)
-        break
+        const { seq } = evt
+        return this.handleIdentity(evt).then(() => this.advance(seq))
+      }
+      case 'sync': {
+        const { seq } = evt
+        return this.handleSync(evt).then(() => this.advance(seq))
+      }
       case 'other':
-        break
+        if (evt.seq !== undefined) this.advance(evt.seq)
+        return
     }
-    if (evt.seq !== undefined) this.advance(evt.seq)
   }
 
   private advance(seq: number): void {

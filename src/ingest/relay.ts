@@ -67,17 +67,21 @@ export class RelaySubscription {
     this.connect()
   }
 
+  /** A frame already received, without waiting: the hot path when the consumer is behind. */
+  take(): Uint8Array | undefined {
+    const frame = this.queue.shift()
+    if (frame && this.paused && this.queue.length <= this.opts.lowWater) {
+      this.paused = false
+      this.lastFrameAt = Date.now()
+      this.ws?.resume()
+    }
+    return frame
+  }
+
   /** The next frame, or null after `timeoutMs` without one or once stopped. */
   next(timeoutMs: number): Promise<Uint8Array | null> {
-    const frame = this.queue.shift()
-    if (frame) {
-      if (this.paused && this.queue.length <= this.opts.lowWater) {
-        this.paused = false
-        this.lastFrameAt = Date.now()
-        this.ws?.resume()
-      }
-      return Promise.resolve(frame)
-    }
+    const frame = this.take()
+    if (frame) return Promise.resolve(frame)
     if (this.stopped) return Promise.resolve(null)
     return new Promise((resolve) => {
       const timer = setTimeout(() => {
