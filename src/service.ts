@@ -10,12 +10,15 @@ import { Indexer } from './ingest/indexer.ts'
 import { SubjectVerifier } from './ingest/verifier.ts'
 import { createServiceAuth } from './api/auth.ts'
 import { createApi } from './api/server.ts'
+import { ModeratorAuth } from './api/admin-auth.ts'
+import { Upkeep } from './upkeep.ts'
 
 export interface Service {
   verifier: SubjectVerifier
   /** The API's base URL, e.g. http://127.0.0.1:3000. */
   url: string
   indexer: Indexer
+  upkeep: Upkeep
   pool: Pool
   log: Logger
   /** Stops reading, commits the cursor, closes the API and the database. */
@@ -58,12 +61,23 @@ export const startService = async (config: Config, log: Logger = createLogger(co
     idResolver,
     log: log.child({ component: 'ingest' }),
   })
+  const auth = createServiceAuth(config.serviceDid, idResolver)
   const api = createApi(
-    { pool, lexicons, auth: createServiceAuth(config.serviceDid, idResolver), relayUrl: config.relayUrl, version: config.version },
+    {
+      pool,
+      lexicons,
+      auth,
+      relayUrl: config.relayUrl,
+      version: config.version,
+      moderators: new ModeratorAuth(config.admin, auth, log.child({ component: 'admin' })),
+      admin: config.admin,
+    },
     log,
   )
+  const upkeep = new Upkeep({ pool, days: config.retention.days, intervalMs: config.retention.intervalMs, log: log.child({ component: 'upkeep' }) })
   await indexer.start()
   verifier.start()
+  upkeep.start()
   const address = await api.listen({ port: config.port, host: config.host })
   log.info({ address, relay: config.relayUrl, serviceDid: config.serviceDid }, 'service ready')
   const url = new URL(address)
@@ -73,11 +87,12 @@ export const startService = async (config: Config, log: Logger = createLogger(co
     url: url.origin,
     indexer,
     verifier,
+    upkeep,
     pool,
     log,
     stop() {
       stopped ??= (async () => {
-        await Promise.all([indexer.stop(), verifier.stop()])
+        await Promise.all([indexer.stop(), verifier.stop(), upkeep.stop()])
         await api.close()
         await pool.end()
         await embedded?.stop()

@@ -1,6 +1,7 @@
 import type { Lexicons } from '@atproto/lexicon'
 import type { Pool } from '../db/pool.ts'
 import type { ServiceAuth } from './auth.ts'
+import type { AdminAccess, ModeratorAuth } from './admin-auth.ts'
 
 export interface ApiContext {
   pool: Pool
@@ -8,4 +9,6 @@ export interface ApiContext {
   auth: ServiceAuth
   relayUrl: string
   version: string
+  moderators: ModeratorAuth
+  admin: AdminAccess
 }

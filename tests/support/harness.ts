@@ -134,6 +134,15 @@ export const testConfig = (schema: string, overrides: Partial<Config> = {}): Con
   logLevel: process.env.TEST_LOG_LEVEL ?? 'silent',
   allowPrivateNetwork: true,
   verify: { concurrency: 8, perHost: 4, maxAttempts: 30, backoffBaseMs: 50, timeoutMs: 2000, maxBytes: 1024 * 1024 },
+  admin: {
+    password: undefined,
+    moderatorDids: [],
+    maxAuthFailures: 1000,
+    authFailureWindowMs: 60_000,
+    spamPerHour: 30,
+    spamPerDay: 200,
+  },
+  retention: { days: 30, intervalMs: 3_600_000 },
   version: 'test',
   ...overrides,
 })
