@@ -163,7 +163,7 @@ export const firehoseStatus = async (ctx: ApiContext) => {
     history: history.map((p) =>
       defined({
         minute: p.minute.toISOString(),
-        events: p.events ?? undefined,
+        events: p.events,
         lagSeconds: p.lagSeconds === null ? undefined : Math.round(p.lagSeconds),
       }),
     ),

@@ -6,6 +6,7 @@ import { registerHealth } from './health.ts'
 import { registerListCollaborators } from './collaborators.ts'
 import { registerListInvites } from './invites.ts'
 import { registerAdmin } from './admin.ts'
+import { registerDashboard } from './dashboard.ts'
 
 // Errors that mean "the database is not there right now", not "the request was wrong".
 const isDatabaseUnavailable = (err: unknown): boolean => {
@@ -29,6 +30,7 @@ export const createApi = (ctx: ApiContext, log: Logger): FastifyInstance => {
   registerListInvites(app, ctx)
   registerListCollaborators(app, ctx)
   registerAdmin(app, ctx)
+  registerDashboard(app, ctx)
   app.setNotFoundHandler((req, reply) => {
     void reply.status(404).send({ error: 'NotFound', message: `no such method: ${req.url.split('?')[0]}` })
   })

@@ -2,18 +2,20 @@ import type { Pool } from './pool.ts'
 
 export interface IngestPoint {
   minute: Date
-  /** Relay events read in this minute (seqs advanced); null without the minute before. */
-  events: number | null
+  /** Relay events read in this minute (seqs advanced). */
+  events: number
   lagSeconds: number | null
 }
 
 /** Per-minute event rate and lag over the last `minutes`, oldest first. */
 export const ingestHistory = async (pool: Pool, relayUrl: string, minutes = 60): Promise<IngestPoint[]> => {
-  const res = await pool.query<{ minute: Date; events: number | null; lag: number | null }>(
+  // The minute before ends where this one starts, when there is one; a restart's first
+  // commit starts from the stored cursor, so seq_first covers the rest.
+  const res = await pool.query<{ minute: Date; events: number; lag: number | null }>(
     `SELECT minute, events, lag FROM (
        SELECT minute,
-              CASE WHEN lag(minute) OVER w = minute - interval '1 minute'
-                   THEN greatest(0, seq_last - lag(seq_last) OVER w) END AS events,
+              greatest(0, seq_last - CASE WHEN lag(minute) OVER w = minute - interval '1 minute'
+                                          THEN lag(seq_last) OVER w ELSE seq_first END)::int AS events,
               lag_max AS lag
        FROM ingest_sample
        WHERE relay_url = $1 AND minute >= date_trunc('minute', now()) - ($2 + 1) * interval '1 minute'

@@ -57,6 +57,8 @@ CREATE TABLE blocked_inviter (
 CREATE TABLE ingest_sample (
   relay_url text NOT NULL,
   minute timestamptz NOT NULL,
+  -- The seq at the minute's first and last status commit.
+  seq_first bigint NOT NULL,
   seq_last bigint NOT NULL,
   lag_last double precision,
   lag_max double precision,
@@ -81,8 +83,8 @@ BEGIN
       lag := NULL;
     END;
   END IF;
-  INSERT INTO ingest_sample (relay_url, minute, seq_last, lag_last, lag_max)
-  VALUES (NEW.relay_url, date_trunc('minute', now()), NEW.seq, lag, lag)
+  INSERT INTO ingest_sample (relay_url, minute, seq_first, seq_last, lag_last, lag_max)
+  VALUES (NEW.relay_url, date_trunc('minute', now()), CASE WHEN TG_OP = 'UPDATE' THEN OLD.seq ELSE NEW.seq END, NEW.seq, lag, lag)
   ON CONFLICT (relay_url, minute) DO UPDATE SET
     seq_last = greatest(ingest_sample.seq_last, excluded.seq_last),
     lag_last = excluded.lag_last,
