@@ -124,8 +124,10 @@ describe('the moderator dashboard in Chromium', () => {
   it('lists the rejection log and the inviter volume', async () => {
     await page.getByRole('link', { name: 'Rejections' }).click()
     await page.getByText('self-invite').first().waitFor()
+    await shot('6-rejections')
     await page.getByRole('link', { name: 'Inviter volume' }).click()
     await page.getByRole('cell', { name: alice.did, exact: true }).waitFor()
+    await shot('7-volume')
   })
 
   it('after signing out every page asks to sign in again', async () => {

@@ -340,3 +340,43 @@ describe('upkeep', () => {
     expect(eventsOf(kept.events, deleted.uri)).toEqual(['create', 'verification', 'delete'])
   })
 })
+
+describe('dashboard sessions', () => {
+  it('needs a signed session cookie and refuses forms from another origin', async () => {
+    const node = await alice.node()
+    const invite = await alice.invite(node, bob)
+    await v.waitForState(bob, invite.uri, 'pending')
+    const form = (fields: Record<string, string>) => new URLSearchParams(fields).toString()
+    const post = (path: string, body: string, headers: Record<string, string> = {}) =>
+      fetch(`${h.service.url}${path}`, {
+        method: 'POST',
+        redirect: 'manual',
+        headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers },
+        body,
+      })
+    const takedown = form({ action: 'takedownInvite', target: invite.uri, reason: 'spam', back: '/admin' })
+
+    const anonymous = await post('/admin/action', takedown)
+    expect([anonymous.status, anonymous.headers.get('location')]).toEqual([303, '/admin'])
+    const forged = await post('/admin/action', takedown, { cookie: `admin_session=${Math.floor(Date.now() / 1000) + 60}.YQ.forged` })
+    expect(forged.status).toBe(303)
+    expect((await post('/admin/sign-in', form({ name: 'x', password: 'nope' }))).status).toBe(401)
+
+    const signIn = await post('/admin/sign-in', form({ name: 'Robin', password: ADMIN_PASSWORD }))
+    expect(signIn.status).toBe(303)
+    const setCookie = signIn.headers.get('set-cookie') ?? ''
+    expect(setCookie).toMatch(/HttpOnly/)
+    expect(setCookie).toMatch(/SameSite=Strict/)
+    const cookie = setCookie.split(';')[0] ?? ''
+    const crossSite = await post('/admin/action', takedown, { cookie, origin: 'https://evil.example' })
+    expect(crossSite.status).toBe(403)
+    expect((await m.search({ uri: invite.uri })).invites[0]?.takedown).toBeUndefined()
+
+    const sameSite = await post('/admin/action', takedown, { cookie, origin: h.service.url })
+    expect(sameSite.status).toBe(303)
+    expect((await m.search({ uri: invite.uri })).invites[0]?.takedown).toMatchObject({ actor: 'Robin', reason: 'spam' })
+    const page = await fetch(`${h.service.url}/admin`, { headers: { cookie } })
+    expect(page.headers.get('content-security-policy')).toContain("default-src 'none'")
+    expect(await page.text()).toContain('Signed in as Robin')
+  })
+})

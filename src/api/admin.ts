@@ -2,7 +2,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { inviteHistory, type AuditEvent, type Moderator } from '../db/audit.ts'
 import { readRelayState } from '../db/cursor.ts'
 import { currentLag, ingestHistory } from '../db/firehose.ts'
-import { inviteExists, inviterVolume, listBlocks, listRejections, setBlock, setTakedown } from '../db/moderation.ts'
+import { inviteExists, inviterVolume, listBlocks, listRejections, setMeasure } from '../db/moderation.ts'
 import { listInvites, type InviteRow, type InviteState } from '../db/queries.ts'
 import { queueStats } from '../db/verification.ts'
 import type { ApiContext } from './context.ts'
@@ -179,13 +179,13 @@ export const moderate = async (ctx: ApiContext, action: ModerationAction, target
   switch (action) {
     case 'takedownInvite':
       if (!(await inviteExists(ctx.pool, target))) throw notFound(`the service holds no invite ${target}`)
-      return { uri: target, takenDown: true, changed: await setTakedown(ctx.pool, target, true, why, by) }
+      return { uri: target, takenDown: true, changed: await setMeasure(ctx.pool, 'takedown', target, true, why, by) }
     case 'restoreInvite':
-      return { uri: target, takenDown: false, changed: await setTakedown(ctx.pool, target, false, why, by) }
+      return { uri: target, takenDown: false, changed: await setMeasure(ctx.pool, 'takedown', target, false, why, by) }
     case 'blockInviter':
-      return { did: target, blocked: true, changed: await setBlock(ctx.pool, target, true, why, by) }
+      return { did: target, blocked: true, changed: await setMeasure(ctx.pool, 'block', target, true, why, by) }
     case 'unblockInviter':
-      return { did: target, blocked: false, changed: await setBlock(ctx.pool, target, false, why, by) }
+      return { did: target, blocked: false, changed: await setMeasure(ctx.pool, 'block', target, false, why, by) }
   }
 }
 

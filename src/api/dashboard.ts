@@ -3,7 +3,7 @@ import type { Moderator } from '../db/audit.ts'
 import { inviterVolume, listBlocks, listRejections } from '../db/moderation.ts'
 import { firehoseStatus, getInviteHistory, moderate, searchInvites, type ModerationAction } from './admin.ts'
 import type { ApiContext } from './context.ts'
-import { XrpcError, invalidRequest } from './errors.ts'
+import { XrpcError, forbidden, invalidRequest } from './errors.ts'
 import { errorPage, healthPage, invitePage, rejectionsPage, searchPage, signInPage, volumePage } from './dashboard-pages.ts'
 
 const COOKIE = 'admin_session'
@@ -15,6 +15,14 @@ const ACTIONS: Record<string, { done: string }> = {
 }
 
 type Form = Record<string, string | undefined>
+
+const originHost = (origin: string): string | null => {
+  try {
+    return new URL(origin).host
+  } catch {
+    return null
+  }
+}
 
 const cookieValue = (req: FastifyRequest, name: string): string | undefined => {
   for (const part of (req.headers.cookie ?? '').split(';')) {
@@ -109,9 +117,7 @@ export const registerDashboard = (app: FastifyInstance, ctx: ApiContext): void =
     // SameSite=Strict keeps other sites' forms from carrying the cookie; an Origin that is
     // not ours is refused all the same.
     const origin = req.headers.origin
-    if (origin !== undefined && origin !== 'null' && new URL(origin).host !== req.headers.host) {
-      throw new XrpcError(403, 'Forbidden', 'cross-origin form refused')
-    }
+    if (origin !== undefined && originHost(origin) !== req.headers.host) throw forbidden('cross-origin form refused')
     const form = (req.body ?? {}) as Form
     const action = form.action ?? ''
     if (!(action in ACTIONS)) throw invalidRequest('unknown action')

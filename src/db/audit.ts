@@ -133,24 +133,8 @@ export const auditModeration = (client: Db, subject: string, event: AuditEventNa
     [subject, event, reason, by.actor, INVITE_NSID, by.kind],
   )
 
-interface RawEvent {
-  id: number
-  subject: string
-  invite_uri: string | null
-  collection: string | null
-  repo: string | null
-  event: AuditEventName
-  reason: string | null
-  detail: string | null
-  message: string | null
-  record: Record<string, unknown> | null
-  seq: number | null
-  rev: string | null
-  cid: string | null
-  actor: string | null
-  actor_kind: string | null
-  at: Date
-}
+const EVENT_COLUMNS = `id, subject, invite_uri AS "inviteUri", collection, repo, event, reason, detail, message, record,
+  seq, rev, cid, actor, actor_kind AS "actorKind", at`
 
 /**
  * Everything that happened to an invite, oldest first: its own events, those of the
@@ -158,35 +142,17 @@ interface RawEvent {
  * null when the service never saw the invite.
  */
 export const inviteHistory = async (pool: Pool, uri: string): Promise<AuditEvent[] | null> => {
-  const res = await pool.query<RawEvent>(
+  const res = await pool.query<AuditEvent>(
     `WITH parties AS (
        SELECT DISTINCT repo AS did FROM audit_event WHERE subject = $1 AND repo IS NOT NULL
        UNION SELECT DISTINCT record->>'invitee' FROM audit_event WHERE subject = $1 AND record ? 'invitee'
      )
-     SELECT * FROM audit_event WHERE subject = $1
-     UNION ALL SELECT * FROM audit_event WHERE invite_uri = $1
-     UNION ALL SELECT * FROM audit_event
+     SELECT ${EVENT_COLUMNS} FROM audit_event WHERE subject = $1
+     UNION ALL SELECT ${EVENT_COLUMNS} FROM audit_event WHERE invite_uri = $1
+     UNION ALL SELECT ${EVENT_COLUMNS} FROM audit_event
        WHERE subject IN (SELECT did FROM parties) AND event IN ('account', 'block', 'unblock')
      ORDER BY id`,
     [uri],
   )
-  if (res.rows.length === 0) return null
-  return res.rows.map((r) => ({
-    id: r.id,
-    subject: r.subject,
-    inviteUri: r.invite_uri,
-    collection: r.collection,
-    repo: r.repo,
-    event: r.event,
-    reason: r.reason,
-    detail: r.detail,
-    message: r.message,
-    record: r.record,
-    seq: r.seq,
-    rev: r.rev,
-    cid: r.cid,
-    actor: r.actor,
-    actorKind: r.actor_kind,
-    at: r.at,
-  }))
+  return res.rows.length === 0 ? null : res.rows
 }

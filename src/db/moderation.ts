@@ -7,28 +7,31 @@ import { auditModeration, type Moderator } from './audit.ts'
 export const inviteExists = async (pool: Pool, uri: string): Promise<boolean> =>
   ((await pool.query('SELECT 1 FROM invite WHERE uri = $1', [uri])).rowCount ?? 0) > 0
 
-/**
- * Hides (`hidden` true) or shows again one invite. Returns whether anything changed; only a
- * change is written to the audit trail, so repeating an action is harmless.
- */
-export const setTakedown = (pool: Pool, uri: string, hidden: boolean, reason: string, by: Moderator): Promise<boolean> =>
-  inTransaction(pool, async (client) => {
-    const res = hidden
-      ? await client.query('INSERT INTO takedown (uri, reason, actor) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING', [uri, reason, by.actor])
-      : await client.query('DELETE FROM takedown WHERE uri = $1', [uri])
-    const changed = (res.rowCount ?? 0) > 0
-    if (changed) await auditModeration(client, uri, hidden ? 'takedown' : 'restore', reason, by)
-    return changed
-  })
+// A takedown hides one invite (by URI); a block hides every invite of an inviter (by DID).
+const MEASURES = {
+  takedown: { table: 'takedown', key: 'uri', on: 'takedown', off: 'restore' },
+  block: { table: 'blocked_inviter', key: 'did', on: 'block', off: 'unblock' },
+} as const
 
-/** Blocks or unblocks an inviter DID: every invite of theirs, present and future. */
-export const setBlock = (pool: Pool, did: string, blocked: boolean, reason: string, by: Moderator): Promise<boolean> =>
+/**
+ * Puts a takedown or block on `target` (`on` true) or lifts it. Returns whether anything
+ * changed; only a change is written to the audit trail, so repeating an action is harmless.
+ */
+export const setMeasure = (
+  pool: Pool,
+  measure: keyof typeof MEASURES,
+  target: string,
+  on: boolean,
+  reason: string,
+  by: Moderator,
+): Promise<boolean> =>
   inTransaction(pool, async (client) => {
-    const res = blocked
-      ? await client.query('INSERT INTO blocked_inviter (did, reason, actor) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING', [did, reason, by.actor])
-      : await client.query('DELETE FROM blocked_inviter WHERE did = $1', [did])
+    const { table, key, on: onEvent, off: offEvent } = MEASURES[measure]
+    const res = on
+      ? await client.query(`INSERT INTO ${table} (${key}, reason, actor) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`, [target, reason, by.actor])
+      : await client.query(`DELETE FROM ${table} WHERE ${key} = $1`, [target])
     const changed = (res.rowCount ?? 0) > 0
-    if (changed) await auditModeration(client, did, blocked ? 'block' : 'unblock', reason, by)
+    if (changed) await auditModeration(client, target, on ? onEvent : offEvent, reason, by)
     return changed
   })
 

@@ -1,6 +1,7 @@
 import type { Pool, PoolClient } from './pool.ts'
 import type { InviteWrite, SubjectWrite } from './effects.ts'
 import { auditVerification } from './audit.ts'
+import { inTransaction } from './transaction.ts'
 
 export type Verification = 'pending' | 'verified' | 'subject-missing' | 'cid-mismatch' | 'not-chive-record' | 'subject-deleted'
 
@@ -175,10 +176,8 @@ export const recordProof = async (
   pool: Pool,
   job: VerifyJob & { invite: NonNullable<VerifyJob['invite']> },
   subject: { repo: string; collection: string; currentCid: string | null },
-): Promise<Decision> => {
-  const client = await pool.connect()
-  try {
-    await client.query('BEGIN')
+): Promise<Decision> =>
+  inTransaction(pool, async (client) => {
     const { subjectUri, subjectCid } = job.invite
     if (subject.currentCid !== null) {
       await client.query(
@@ -207,15 +206,8 @@ export const recordProof = async (
     )
     await auditVerification(client, settled.rows.map((r) => r.uri), decision, { cid: job.inviteCid })
     await client.query('DELETE FROM verify_queue WHERE invite_uri = $1 AND invite_cid = $2', [job.inviteUri, job.inviteCid])
-    await client.query('COMMIT')
     return decision
-  } catch (err) {
-    await client.query('ROLLBACK').catch(() => {})
-    throw err
-  } finally {
-    client.release()
-  }
-}
+  })
 
 /**
  * Schedules another attempt after a failure that says nothing about the subject (timeout,
