@@ -23,18 +23,9 @@ let page: Page
 beforeAll(async () => {
   // The browser test is part of the suite: a machine without Chromium fails it, never skips it.
   if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: apt-get install -y chromium (see .ci/run)`)
-  ;[alice, bob] = await Promise.all([createUser('alice'), createUser('bob')])
-  h = await startHarness({ admin: { ...testConfig('unused').admin, password: ADMIN_PASSWORD } })
-  v = views(h)
-  const node = await alice.node('Reading list')
-  invite = await alice.invite(node, bob, { message: 'Join my reading list, or else.' })
-  await alice.invite(await alice.node('Field notes'), bob)
-  await alice.invite(node, alice)
-  await v.waitForState(bob, invite.uri, 'pending')
-  await moderator(h).waitForInvite(invite.uri, (i) => i.verification === 'verified')
-  await mkdir(SHOTS, { recursive: true })
   profile = await mkdtemp(path.join(os.tmpdir(), 'collab-chromium-'))
-  browser = await chromium.launchPersistentContext(profile, {
+  // Chromium starts while the service indexes the test's records.
+  const launching = chromium.launchPersistentContext(profile, {
     executablePath: CHROMIUM,
     headless: true,
     viewport: { width: 1366, height: 768 },
@@ -49,6 +40,18 @@ beforeAll(async () => {
       '--disable-sync',
     ],
   })
+  launching.catch(() => {})
+  ;[alice, bob] = await Promise.all([createUser('alice'), createUser('bob')])
+  h = await startHarness({ admin: { ...testConfig('unused').admin, password: ADMIN_PASSWORD } })
+  v = views(h)
+  const node = await alice.node('Reading list')
+  invite = await alice.invite(node, bob, { message: 'Join my reading list, or else.' })
+  await alice.invite(await alice.node('Field notes'), bob)
+  await alice.invite(node, alice)
+  await v.waitForState(bob, invite.uri, 'pending')
+  await moderator(h).waitForInvite(invite.uri, (i) => i.verification === 'verified')
+  await mkdir(SHOTS, { recursive: true })
+  browser = await launching
   page = browser.pages()[0] ?? (await browser.newPage())
 })
 afterAll(async () => {

@@ -243,6 +243,18 @@ describe('audit trail', () => {
       [carol.did, 'active'],
     ])
     expect(accountEvents.every((e) => (e.seq ?? 0) > 0)).toBe(true)
+
+    // A deleted account takes its words out of the history too.
+    const dave = await createUser('dave')
+    const said = await dave.invite(await dave.node(), bob, { message: 'words of a leaving account' })
+    await v.waitForState(bob, said.uri, 'pending')
+    await adminAgent().com.atproto.admin.deleteAccount({ did: dave.did })
+    const afterDelete = await waitFor(async () => {
+      const h = await m.history(said.uri)
+      return h.events.some((e) => e.event === 'account' && e.reason === 'deleted') ? h : undefined
+    }, 'the account deletion in the history')
+    expect(afterDelete.events.map((e) => e.event)).toEqual(['create', 'verification', 'account'])
+    expect(afterDelete.events.some((e) => e.message !== undefined)).toBe(false)
   })
 })
 
@@ -307,6 +319,13 @@ describe('moderator queries', () => {
     expect(typeof status.lagSeconds).toBe('number')
     expect(status.verificationQueue).toMatchObject({ depth: expect.any(Number) })
     expect(status).not.toHaveProperty('backfillQueue')
+
+    // The relay's event time feeds the chart; one that is no timestamp must not fail the commit.
+    await h.service.pool.query(
+      `INSERT INTO relay_cursor (relay_url, seq, status) VALUES ('wss://odd.example', 5, '{"lastEventTime": "not a time"}')`,
+    )
+    const sample = await h.service.pool.query(`SELECT seq_last, lag_last FROM ingest_sample WHERE relay_url = 'wss://odd.example'`)
+    expect(sample.rows).toEqual([{ seq_last: 5, lag_last: null }])
   })
 })
 

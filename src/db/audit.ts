@@ -96,17 +96,19 @@ export const auditRejection = async (client: PoolClient, r: Rejection): Promise<
 
 /**
  * Before an #account event is applied: recorded when the status changes, and only for DIDs
- * that wrote or received an invite or acceptance (the relay reports every account).
+ * that wrote or received an invite or acceptance (the relay reports every account). A deleted
+ * account's records go, and with them its words in the history.
  */
 export const auditAccount = (client: PoolClient, a: AccountStatus) =>
   client.query(
-    `INSERT INTO audit_event (subject, event, reason, seq)
+    `WITH purged AS (UPDATE audit_event SET message = NULL WHERE $4 AND repo = $1 AND message IS NOT NULL)
+     INSERT INTO audit_event (subject, event, reason, seq)
      SELECT $1, 'account', $2, $3
      WHERE coalesce((SELECT CASE WHEN active THEN 'active' ELSE coalesce(status, 'inactive') END FROM account WHERE did = $1),
                     'active') <> $2
        AND (EXISTS (SELECT 1 FROM invite WHERE inviter = $1) OR EXISTS (SELECT 1 FROM invite WHERE invitee = $1)
             OR EXISTS (SELECT 1 FROM acceptance WHERE author = $1))`,
-    [a.did, a.active ? 'active' : (a.status ?? 'inactive'), a.seq],
+    [a.did, a.active ? 'active' : (a.status ?? 'inactive'), a.seq, !a.active && a.status === 'deleted'],
   )
 
 /** Verification outcomes of the invites whose state just changed. */
