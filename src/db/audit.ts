@@ -116,7 +116,7 @@ export const auditVerification = async (
   client: Db,
   uris: readonly string[],
   outcome: { state: string; reason: string },
-  source: { seq?: number; rev?: string; cid?: string } = {},
+  source: { seq?: number | null; rev?: string; cid?: string } = {},
 ): Promise<void> => {
   if (uris.length === 0) return
   await client.query(
