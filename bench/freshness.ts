@@ -54,6 +54,8 @@ const config: Config = {
   relayMaxBackoffMs: 30_000,
   verify: { concurrency: 16, perHost: 4, maxAttempts: 10, backoffBaseMs: 1000, timeoutMs: 5000, maxBytes: 1 << 20 },
   backfill: { url: net.pdsUrl, onGap: false, concurrency: 4, perHost: 2, ratePerHost: 10, maxAttempts: 5, backoffBaseMs: 5000, maxBytes: 1 << 26 },
+  admin: { password: undefined, moderatorDids: [], maxAuthFailures: 10, authFailureWindowMs: 900_000, spamPerHour: 30, spamPerDay: 200 },
+  retention: { days: 30, intervalMs: 3_600_000 },
   version: 'bench',
 }
 const service = await startService(config, createLogger('silent'))

@@ -44,6 +44,24 @@ export interface Config {
     backoffBaseMs: number
     maxBytes: number
   }
+  /** Moderator access and spam thresholds. */
+  admin: {
+    /** HTTP Basic / dashboard password; undefined: no password is accepted. */
+    password: string | undefined
+    /** DIDs whose service-auth tokens are accepted on the admin API. */
+    moderatorDids: string[]
+    /** Failed sign-ins from one address within the window before it is refused for the window. */
+    maxAuthFailures: number
+    authFailureWindowMs: number
+    /** An inviter at or above either count is flagged as likely spam. */
+    spamPerHour: number
+    spamPerDay: number
+  }
+  /** The periodic upkeep: expiry records and purges. */
+  retention: {
+    days: number
+    intervalMs: number
+  }
   version: string
 }
 
@@ -112,6 +130,14 @@ const schemaEnv = (): string => {
   return schema
 }
 
+const moderatorDidsEnv = (): string[] => {
+  const dids = (env('MODERATOR_DIDS') ?? '').split(/[\s,]+/).filter((d) => d !== '')
+  for (const did of dids) {
+    if (!/^did:(plc|web):[a-zA-Z0-9._:%-]+$/.test(did)) throw new Error(`MODERATOR_DIDS must list did:plc or did:web DIDs, got "${did}"`)
+  }
+  return dids
+}
+
 const packageVersion = (): string => {
   const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as {
     version: string
@@ -169,6 +195,18 @@ export const loadConfig = (): Config => {
       maxAttempts: intEnv('BACKFILL_MAX_ATTEMPTS', 5, 1, 100),
       backoffBaseMs: intEnv('BACKFILL_BACKOFF_MS', 5000, 1, 3_600_000),
       maxBytes: intEnv('BACKFILL_MAX_BYTES', 64 * 1024 * 1024, 1024, 2 ** 31 - 1),
+    },
+    admin: {
+      password: env('ADMIN_PASSWORD'),
+      moderatorDids: moderatorDidsEnv(),
+      maxAuthFailures: intEnv('ADMIN_AUTH_MAX_FAILURES', 10, 1, 1_000_000),
+      authFailureWindowMs: intEnv('ADMIN_AUTH_WINDOW_SECONDS', 900, 1, 86_400) * 1000,
+      spamPerHour: intEnv('SPAM_INVITES_PER_HOUR', 30, 1, 1_000_000),
+      spamPerDay: intEnv('SPAM_INVITES_PER_DAY', 200, 1, 10_000_000),
+    },
+    retention: {
+      days: intEnv('RETENTION_DAYS', 30, 1, 36_500),
+      intervalMs: intEnv('RETENTION_INTERVAL_SECONDS', 3600, 1, 86_400) * 1000,
     },
     version: packageVersion(),
   }

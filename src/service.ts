@@ -12,6 +12,8 @@ import { Backfiller } from './ingest/backfill.ts'
 import { createServiceAuth } from './api/auth.ts'
 import { createApi } from './api/server.ts'
 import { LeaderLock } from './db/leader.ts'
+import { ModeratorAuth } from './api/admin-auth.ts'
+import { Upkeep } from './upkeep.ts'
 
 export interface Service {
   verifier: SubjectVerifier
@@ -19,6 +21,7 @@ export interface Service {
   /** The API's base URL, e.g. http://127.0.0.1:3000. */
   url: string
   indexer: Indexer
+  upkeep: Upkeep
   pool: Pool
   log: Logger
   /** Whether this replica holds the ingest leadership. */
@@ -125,19 +128,24 @@ export const startService = async (config: Config, log: Logger = createLogger(co
     })
     await transition
   }
+  const auth = createServiceAuth(config.serviceDid, idResolver)
   const api = createApi(
     {
       pool,
       lexicons,
-      auth: createServiceAuth(config.serviceDid, idResolver),
+      auth,
       relayUrl: config.relayUrl,
       version: config.version,
       isLeader: () => leading,
+      moderators: new ModeratorAuth(config.admin, auth, log.child({ component: 'admin' })),
+      admin: config.admin,
     },
     log,
   )
+  const upkeep = new Upkeep({ pool, days: config.retention.days, intervalMs: config.retention.intervalMs, log: log.child({ component: 'upkeep' }) })
   await campaign()
   const campaigner = setInterval(() => void campaign(), config.leaderRetryMs)
+  upkeep.start()
   const address = await api.listen({ port: config.port, host: config.host })
   log.info({ address, relay: config.relayUrl, serviceDid: config.serviceDid, leader: leading }, 'service ready')
   const url = new URL(address)
@@ -148,6 +156,7 @@ export const startService = async (config: Config, log: Logger = createLogger(co
     indexer,
     verifier,
     backfiller,
+    upkeep,
     pool,
     log,
     get leader() {
@@ -158,7 +167,7 @@ export const startService = async (config: Config, log: Logger = createLogger(co
         stopping = true
         clearInterval(campaigner)
         await transition
-        await ingest.stop()
+        await Promise.all([ingest.stop(), upkeep.stop()])
         await lock.release()
         await api.close()
         await pool.end()

@@ -1,6 +1,7 @@
 import type { Lexicons } from '@atproto/lexicon'
 import type { Pool } from '../db/pool.ts'
 import type { ServiceAuth } from './auth.ts'
+import type { AdminAccess, ModeratorAuth } from './admin-auth.ts'
 
 export interface ApiContext {
   pool: Pool
@@ -10,4 +11,6 @@ export interface ApiContext {
   version: string
   /** Whether this replica ingests (the others only serve). */
   isLeader: () => boolean
+  moderators: ModeratorAuth
+  admin: AdminAccess
 }

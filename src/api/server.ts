@@ -5,6 +5,8 @@ import { XrpcError } from './errors.ts'
 import { registerHealth } from './health.ts'
 import { registerListCollaborators } from './collaborators.ts'
 import { registerListInvites } from './invites.ts'
+import { registerAdmin } from './admin.ts'
+import { registerDashboard } from './dashboard.ts'
 
 // Errors that mean "the database is not there right now", not "the request was wrong".
 const isDatabaseUnavailable = (err: unknown): boolean => {
@@ -27,12 +29,14 @@ export const createApi = (ctx: ApiContext, log: Logger): FastifyInstance => {
   registerHealth(app, ctx)
   registerListInvites(app, ctx)
   registerListCollaborators(app, ctx)
+  registerAdmin(app, ctx)
+  registerDashboard(app, ctx)
   app.setNotFoundHandler((req, reply) => {
     void reply.status(404).send({ error: 'NotFound', message: `no such method: ${req.url.split('?')[0]}` })
   })
   app.setErrorHandler((err, req, reply) => {
     if (err instanceof XrpcError) {
-      return reply.status(err.status).send({ error: err.error, message: err.message })
+      return reply.status(err.status).headers(err.headers).send({ error: err.error, message: err.message })
     }
     if (isDatabaseUnavailable(err)) {
       return reply.status(503).send({ error: 'ServiceUnavailable', message: 'the database is unavailable' })

@@ -15,6 +15,28 @@ export interface InviteRow {
   expiresAt: Date | null
   acceptanceUri: string | null
   acceptedAt: Date | null
+  /** Present in moderator searches only. */
+  moderation?: ModerationInfo
+}
+
+/** What moderators see beside the public view of an invite. */
+export interface ModerationInfo {
+  cid: string
+  subjectCid: string
+  verification: string
+  verificationReason: string | null
+  indexedAt: Date
+  deletedAt: Date | null
+  inviterInactive: string | null
+  takedown: { reason: string; actor: string; at: Date } | null
+  block: { reason: string; actor: string; at: Date } | null
+}
+
+/** Moderators search every invite, served or not, and filter on what only they see. */
+export interface ModeratorFilter {
+  verification?: string | undefined
+  since?: Date | undefined
+  until?: Date | undefined
 }
 
 /** Keyset position: the page order is (sort_at DESC, uri DESC); sort_at kept in microseconds. */
@@ -28,9 +50,11 @@ export interface InviteFilter {
   inviter?: string | undefined
   subjectUri?: string | undefined
   subjectCollection?: string | undefined
+  uri?: string | undefined
   state: InviteState | 'all'
   limit: number
   after?: PageKey | undefined
+  moderator?: ModeratorFilter | undefined
 }
 
 export interface InvitePage {
@@ -58,9 +82,11 @@ const ACCEPTANCE_OF_INVITE = `
   ORDER BY a.created_at, a.uri
   LIMIT 1`
 
-// Served invites: their subject is proven, and their inviter is active.
+// Served invites: their subject is proven, their inviter is active, and no moderator hid them.
 const SERVABLE = `i.verification = 'verified'
-  AND NOT EXISTS (SELECT 1 FROM account x WHERE x.did = i.inviter AND NOT x.active)`
+  AND NOT EXISTS (SELECT 1 FROM account x WHERE x.did = i.inviter AND NOT x.active)
+  AND NOT EXISTS (SELECT 1 FROM takedown t WHERE t.uri = i.uri)
+  AND NOT EXISTS (SELECT 1 FROM blocked_inviter b WHERE b.did = i.inviter)`
 
 const STATE = `CASE
     WHEN i.deleted_at IS NOT NULL THEN 'rejected'
@@ -82,11 +108,51 @@ interface RawInvite {
   acceptance_uri: string | null
   accepted_at: Date | null
   sort_us: string
+  m_cid?: string
+  m_subject_cid?: string
+  m_verification?: string
+  m_verification_reason?: string | null
+  m_indexed_at?: Date
+  m_deleted_at?: Date | null
+  m_inactive?: string | null
+  m_takedown_reason?: string | null
+  m_takedown_actor?: string | null
+  m_takedown_at?: Date | null
+  m_block_reason?: string | null
+  m_block_actor?: string | null
+  m_block_at?: Date | null
 }
+
+const MODERATION_COLUMNS = `,
+  i.cid AS m_cid, i.subject_cid AS m_subject_cid, i.verification AS m_verification,
+  i.verification_reason AS m_verification_reason, i.indexed_at AS m_indexed_at, i.deleted_at AS m_deleted_at,
+  (SELECT coalesce(x.status, 'inactive') FROM account x WHERE x.did = i.inviter AND NOT x.active) AS m_inactive,
+  t.reason AS m_takedown_reason, t.actor AS m_takedown_actor, t.at AS m_takedown_at,
+  b.reason AS m_block_reason, b.actor AS m_block_actor, b.at AS m_block_at`
+const MODERATION_COLUMN_NAMES = [...MODERATION_COLUMNS.matchAll(/ AS (m_\w+)/g)].map((x) => x[1])
+const MODERATION_JOINS = `
+    LEFT JOIN takedown t ON t.uri = i.uri
+    LEFT JOIN blocked_inviter b ON b.did = i.inviter`
+
+const moderationInfo = (r: RawInvite): ModerationInfo | undefined =>
+  r.m_cid === undefined
+    ? undefined
+    : {
+        cid: r.m_cid,
+        subjectCid: r.m_subject_cid ?? '',
+        verification: r.m_verification ?? 'pending',
+        verificationReason: r.m_verification_reason ?? null,
+        indexedAt: r.m_indexed_at ?? new Date(0),
+        deletedAt: r.m_deleted_at ?? null,
+        inviterInactive: r.m_inactive ?? null,
+        takedown: r.m_takedown_at ? { reason: r.m_takedown_reason ?? '', actor: r.m_takedown_actor ?? '', at: r.m_takedown_at } : null,
+        block: r.m_block_at ? { reason: r.m_block_reason ?? '', actor: r.m_block_actor ?? '', at: r.m_block_at } : null,
+      }
 
 export const listInvites = async (pool: Pool, f: InviteFilter): Promise<InvitePage> => {
   const params: unknown[] = []
-  const where: string[] = [SERVABLE]
+  const m = f.moderator
+  const where: string[] = m ? ['true'] : [SERVABLE]
   const add = (sql: (p: string) => string, value: unknown) => {
     params.push(value)
     where.push(sql(`$${params.length}`))
@@ -95,10 +161,16 @@ export const listInvites = async (pool: Pool, f: InviteFilter): Promise<InvitePa
   if (f.inviter !== undefined) add((p) => `i.inviter = ${p}`, f.inviter)
   if (f.subjectUri !== undefined) add((p) => `i.subject_uri = ${p}`, f.subjectUri)
   if (f.subjectCollection !== undefined) add((p) => `i.subject_collection = ${p}`, f.subjectCollection)
+  if (f.uri !== undefined) add((p) => `i.uri = ${p}`, f.uri)
+  if (m?.verification !== undefined) add((p) => `i.verification = ${p}`, m.verification)
+  if (m?.since !== undefined) add((p) => `i.sort_at >= ${p}`, m.since)
+  if (m?.until !== undefined) add((p) => `i.sort_at < ${p}`, m.until)
   const filtered = `
     SELECT i.*, acc.uri AS acceptance_uri, acc.created_at AS accepted_at, ${STATE} AS state
+           ${m ? MODERATION_COLUMNS : ''}
     FROM invite i
     LEFT JOIN LATERAL (${ACCEPTANCE_OF_INVITE}) acc ON i.deleted_at IS NULL
+    ${m ? MODERATION_JOINS : ''}
     WHERE ${where.join(' AND ')}`
   const outer: string[] = []
   const countParams = [...params]
@@ -119,6 +191,7 @@ export const listInvites = async (pool: Pool, f: InviteFilter): Promise<InvitePa
     SELECT s.uri, s.inviter, s.invitee, s.subject_uri, s.subject_collection, s.role, s.message, s.state,
            s.created_at, s.expires_at, s.acceptance_uri, s.accepted_at,
            (extract(epoch FROM s.sort_at) * 1000000)::bigint::text AS sort_us
+           ${m ? ', s.' + MODERATION_COLUMN_NAMES.join(', s.') : ''}
     FROM (${filtered}) s
     ${outer.length ? `WHERE ${outer.join(' AND ')}` : ''}
     ORDER BY s.sort_at DESC, s.uri DESC
@@ -143,6 +216,7 @@ export const listInvites = async (pool: Pool, f: InviteFilter): Promise<InvitePa
       expiresAt: r.expires_at,
       acceptanceUri: r.acceptance_uri,
       acceptedAt: r.accepted_at,
+      ...(m ? { moderation: moderationInfo(r) } : {}),
     })),
     next: page.rows.length > f.limit && last ? { sortMicros: BigInt(last.sort_us), uri: last.uri } : undefined,
     total: count.rows[0]?.n ?? 0,

@@ -2,6 +2,7 @@ import type { Pool, PoolClient } from './pool.ts'
 import { INVITE_NSID, type Effect, type InviteWrite, type AcceptanceWrite, type RecordDelete, type Rejection, type AccountStatus, type SubjectWrite } from './effects.ts'
 import { advanceRepoState, requestFullBackfill, requestResync } from './backfill.ts'
 import { settleInviteVerification, applySubjectToInvites, requeueStalledProofs } from './verification.ts'
+import { auditAccount, auditDelete, auditRejection, auditWrite } from './audit.ts'
 
 /** Outcome counts of one committed batch, for metrics and logs. */
 export interface BatchResult {
@@ -94,6 +95,7 @@ const claimRev = async (client: PoolClient, uri: string, rev: string, deleted: b
 
 const applyInvite = async (client: PoolClient, w: InviteWrite): Promise<Outcome> => {
   if (!(await claimRev(client, w.uri, w.rev, false, w.seq))) return false
+  await auditWrite(client, w)
   await client.query(
     `INSERT INTO invite (uri, inviter, cid, rev, subject_uri, subject_cid, subject_collection, invitee,
                          role, message, created_at, expires_at, sort_at, seq)
@@ -120,6 +122,7 @@ const applySubject = async (client: PoolClient, w: SubjectWrite): Promise<Outcom
 
 const applyAcceptance = async (client: PoolClient, w: AcceptanceWrite): Promise<boolean> => {
   if (!(await claimRev(client, w.uri, w.rev, false, w.seq))) return false
+  await auditWrite(client, w)
   await client.query(
     `INSERT INTO acceptance (uri, author, cid, rev, invite_uri, invite_cid, subject_uri, subject_cid, lenient, created_at, seq)
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
@@ -134,6 +137,7 @@ const applyAcceptance = async (client: PoolClient, w: AcceptanceWrite): Promise<
 
 const applyDelete = async (client: PoolClient, d: RecordDelete): Promise<boolean> => {
   if (!(await claimRev(client, d.uri, d.rev, true, d.seq))) return false
+  await auditDelete(client, d)
   if (d.collection === INVITE_NSID) {
     await client.query('DELETE FROM verify_queue WHERE invite_uri = $1', [d.uri])
     // Kept as a tombstone so Chive's "rejected" state can be served; the inviter's words go.
@@ -155,6 +159,7 @@ const applyRejection = async (client: PoolClient, r: Rejection): Promise<boolean
     if (r.collection === INVITE_NSID) await client.query('DELETE FROM invite WHERE uri = $1', [r.uri])
     else await client.query('DELETE FROM acceptance WHERE uri = $1', [r.uri])
   }
+  await auditRejection(client, r)
   await client.query(
     `INSERT INTO rejection (uri, collection, repo, rev, cid, seq, reason, detail, record)
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
@@ -166,6 +171,7 @@ const applyRejection = async (client: PoolClient, r: Rejection): Promise<boolean
 }
 
 const applyAccount = async (client: PoolClient, a: AccountStatus): Promise<boolean> => {
+  await auditAccount(client, a)
   // Only inactive accounts are stored: the table stays as small as the set it filters out.
   if (a.active) {
     await client.query('DELETE FROM account WHERE did = $1', [a.did])

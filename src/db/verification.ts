@@ -1,5 +1,7 @@
 import type { Pool, PoolClient } from './pool.ts'
 import type { InviteWrite, SubjectWrite } from './effects.ts'
+import { auditVerification } from './audit.ts'
+import { inTransaction } from './transaction.ts'
 
 export type Verification = 'pending' | 'verified' | 'subject-missing' | 'cid-mismatch' | 'not-chive-record' | 'subject-deleted'
 
@@ -8,12 +10,14 @@ interface Decision {
   reason: string
 }
 
-const setVerification = (client: PoolClient | Pool, uri: string, cid: string, d: Decision) =>
-  client.query(
+const setVerification = async (client: PoolClient, w: InviteWrite, d: Decision): Promise<void> => {
+  const res = await client.query<{ uri: string }>(
     `UPDATE invite SET verification = $3, verification_reason = $4, verified_at = now()
-     WHERE uri = $1 AND cid = $2`,
-    [uri, cid, d.state, d.reason],
+     WHERE uri = $1 AND cid = $2 RETURNING uri`,
+    [w.uri, w.cid, d.state, d.reason],
   )
+  await auditVerification(client, res.rows.map((r) => r.uri), d, w)
+}
 
 /** What the verified stream already tells about an invite's subject, if enough. */
 const decideFromStream = async (client: PoolClient, w: InviteWrite): Promise<Decision | null> => {
@@ -41,16 +45,16 @@ const decideFromStream = async (client: PoolClient, w: InviteWrite): Promise<Dec
 export const settleInviteVerification = async (client: PoolClient, w: InviteWrite): Promise<boolean> => {
   const decision = await decideFromStream(client, w)
   if (decision) {
-    await setVerification(client, w.uri, w.cid, decision)
+    await setVerification(client, w, decision)
     await client.query('DELETE FROM verify_queue WHERE invite_uri = $1', [w.uri])
     return false
   }
-  await client.query(
-    `UPDATE invite SET verification = 'pending', verification_reason = 'awaiting proof from the inviter''s PDS',
-            verified_at = NULL
-     WHERE uri = $1`,
-    [w.uri],
+  const queued: Decision = { state: 'pending', reason: "awaiting proof from the inviter's PDS" }
+  const res = await client.query<{ uri: string }>(
+    `UPDATE invite SET verification = $2, verification_reason = $3, verified_at = NULL WHERE uri = $1 RETURNING uri`,
+    [w.uri, queued.state, queued.reason],
   )
+  await auditVerification(client, res.rows.map((r) => r.uri), queued, w)
   await client.query(
     `INSERT INTO verify_queue (invite_uri, invite_cid) VALUES ($1, $2)
      ON CONFLICT (invite_uri) DO UPDATE SET invite_cid = excluded.invite_cid, attempts = 0,
@@ -70,12 +74,13 @@ export const applySubjectToInvites = async (client: PoolClient, w: SubjectWrite)
     )
     // Versions of the deleted record must not vouch for invites if the URI is used again.
     await client.query('DELETE FROM subject_version WHERE uri = $1', [w.uri])
-    await client.query(
-      `UPDATE invite SET verification = 'subject-deleted', verification_reason = 'the subject was deleted',
-              verified_at = now()
-       WHERE subject_uri = $1 AND verification IN ('verified', 'pending')`,
-      [w.uri],
+    const ended: Decision = { state: 'subject-deleted', reason: 'the subject was deleted' }
+    const res = await client.query<{ uri: string }>(
+      `UPDATE invite SET verification = $2, verification_reason = $3, verified_at = now()
+       WHERE subject_uri = $1 AND verification IN ('verified', 'pending') RETURNING uri`,
+      [w.uri, ended.state, ended.reason],
     )
+    await auditVerification(client, res.rows.map((r) => r.uri), ended, { seq: w.seq, rev: w.rev })
     await client.query(
       `DELETE FROM verify_queue q USING invite i WHERE q.invite_uri = i.uri AND i.subject_uri = $1`,
       [w.uri],
@@ -90,13 +95,14 @@ export const applySubjectToInvites = async (client: PoolClient, w: SubjectWrite)
   )
   await client.query('INSERT INTO subject_version (uri, cid) VALUES ($1, $2) ON CONFLICT DO NOTHING', [w.uri, w.cid])
   // Invites still waiting for a proof of exactly this version have it now.
+  const seen: Decision = { state: 'verified', reason: 'subject version seen on the verified stream' }
   const proven = await client.query<{ uri: string }>(
-    `UPDATE invite SET verification = 'verified', verification_reason = 'subject version seen on the verified stream',
-            verified_at = now()
+    `UPDATE invite SET verification = $3, verification_reason = $4, verified_at = now()
      WHERE subject_uri = $1 AND subject_cid = $2 AND verification = 'pending'
      RETURNING uri`,
-    [w.uri, w.cid],
+    [w.uri, w.cid, seen.state, seen.reason],
   )
+  await auditVerification(client, proven.rows.map((r) => r.uri), seen, { seq: w.seq, rev: w.rev })
   if (proven.rows.length > 0) {
     await client.query('DELETE FROM verify_queue WHERE invite_uri = ANY($1)', [proven.rows.map((r) => r.uri)])
   }
@@ -170,10 +176,8 @@ export const recordProof = async (
   pool: Pool,
   job: VerifyJob & { invite: NonNullable<VerifyJob['invite']> },
   subject: { repo: string; collection: string; currentCid: string | null },
-): Promise<Decision> => {
-  const client = await pool.connect()
-  try {
-    await client.query('BEGIN')
+): Promise<Decision> =>
+  inTransaction(pool, async (client) => {
     const { subjectUri, subjectCid } = job.invite
     if (subject.currentCid !== null) {
       await client.query(
@@ -195,21 +199,15 @@ export const recordProof = async (
         : (seen.rowCount ?? 0) > 0
           ? { state: 'verified', reason: "subject proven from the inviter's signed repo" }
           : { state: 'cid-mismatch', reason: `the subject's proven CID is ${subject.currentCid}, not ${subjectCid}` }
-    await client.query(
+    const settled = await client.query<{ uri: string }>(
       `UPDATE invite SET verification = $3, verification_reason = $4, verified_at = now()
-       WHERE uri = $1 AND cid = $2 AND verification = 'pending'`,
+       WHERE uri = $1 AND cid = $2 AND verification = 'pending' RETURNING uri`,
       [job.inviteUri, job.inviteCid, decision.state, decision.reason],
     )
+    await auditVerification(client, settled.rows.map((r) => r.uri), decision, { cid: job.inviteCid })
     await client.query('DELETE FROM verify_queue WHERE invite_uri = $1 AND invite_cid = $2', [job.inviteUri, job.inviteCid])
-    await client.query('COMMIT')
     return decision
-  } catch (err) {
-    await client.query('ROLLBACK').catch(() => {})
-    throw err
-  } finally {
-    client.release()
-  }
-}
+  })
 
 /**
  * Schedules another attempt after a failure that says nothing about the subject (timeout,
@@ -224,10 +222,12 @@ export const recordRetry = async (
 ): Promise<'retry' | 'gave-up'> => {
   if (job.attempts + 1 >= maxAttempts) {
     await dropJob(pool, job)
-    await pool.query(
-      `UPDATE invite SET verification_reason = $3 WHERE uri = $1 AND cid = $2 AND verification = 'pending'`,
-      [job.inviteUri, job.inviteCid, `no proof after ${maxAttempts} attempts: ${error}`],
+    const reason = `no proof after ${maxAttempts} attempts: ${error}`
+    const res = await pool.query<{ uri: string }>(
+      `UPDATE invite SET verification_reason = $3 WHERE uri = $1 AND cid = $2 AND verification = 'pending' RETURNING uri`,
+      [job.inviteUri, job.inviteCid, reason],
     )
+    await auditVerification(pool, res.rows.map((r) => r.uri), { state: 'gave-up', reason }, { cid: job.inviteCid })
     return 'gave-up'
   }
   await pool.query(

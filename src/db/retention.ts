@@ -1,0 +1,53 @@
+import type { Pool } from './pool.ts'
+import { INVITE_NSID } from './effects.ts'
+import { inTransaction } from './transaction.ts'
+
+export interface UpkeepResult {
+  /** false when another replica was running it. */
+  ran: boolean
+  expired: number
+  tombstones: number
+  rejections: number
+  samples: number
+}
+
+/**
+ * Records each invite's expiry in the audit trail once (again only if its expiresAt changes),
+ * and purges what is older than `retentionDays`: invite tombstones with the rev tombstones of
+ * deleted records (a relay keeps days of history, not weeks, so none of their events can come
+ * back), rejection-log entries, and chart samples older than a day. The audit trail stays.
+ */
+export const runUpkeep = (pool: Pool, retentionDays: number): Promise<UpkeepResult> =>
+  inTransaction(pool, async (client) => {
+    // One replica at a time per schema, or two could record the same expiry.
+    const lock = await client.query<{ ok: boolean }>(
+      `SELECT pg_try_advisory_xact_lock(hashtext('upkeep:' || current_schema())) AS ok`,
+    )
+    if (!lock.rows[0]?.ok) return { ran: false, expired: 0, tombstones: 0, rejections: 0, samples: 0 }
+    const expired = await client.query(
+      `INSERT INTO audit_event (subject, collection, repo, event, reason, record)
+       SELECT i.uri, $1, i.inviter, 'expiry', 'expired', jsonb_build_object('expiresAt', i.expires_at)
+       FROM invite i
+       WHERE i.expires_at <= now() AND i.deleted_at IS NULL
+         AND NOT EXISTS (SELECT 1 FROM audit_event e WHERE e.subject = i.uri AND e.event = 'expiry'
+                           AND (e.record->>'expiresAt')::timestamptz = i.expires_at)`,
+      [INVITE_NSID],
+    )
+    const cutoff = `now() - $1 * interval '1 day'`
+    const tombstones = await client.query<{ n: number }>(
+      `WITH gone AS (DELETE FROM invite WHERE deleted_at < ${cutoff} RETURNING uri),
+            versions AS (DELETE FROM invite_version v USING gone WHERE v.uri = gone.uri)
+       SELECT count(*)::int AS n FROM gone`,
+      [retentionDays],
+    )
+    await client.query(`DELETE FROM record_rev WHERE deleted AND updated_at < ${cutoff}`, [retentionDays])
+    const rejections = await client.query(`DELETE FROM rejection WHERE rejected_at < ${cutoff}`, [retentionDays])
+    const samples = await client.query(`DELETE FROM ingest_sample WHERE minute < now() - interval '1 day'`)
+    return {
+      ran: true,
+      expired: expired.rowCount ?? 0,
+      tombstones: tombstones.rows[0]?.n ?? 0,
+      rejections: rejections.rowCount ?? 0,
+      samples: samples.rowCount ?? 0,
+    }
+  })

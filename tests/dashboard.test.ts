@@ -1,0 +1,142 @@
+import { existsSync } from 'node:fs'
+import { mkdir, mkdtemp, rm } from 'node:fs/promises'
+import os from 'node:os'
+import path from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { chromium, type BrowserContext, type Page } from 'playwright-core'
+import { createUser, startHarness, testConfig, type Harness, type Ref, type User } from './support/harness.ts'
+import { views } from './support/views.ts'
+import { ADMIN_PASSWORD, moderator } from './support/admin.ts'
+
+const CHROMIUM = '/usr/bin/chromium'
+const SHOTS = path.resolve('tests/.screenshots')
+
+let h: Harness
+let v: ReturnType<typeof views>
+let alice: User
+let bob: User
+let invite: Ref
+let profile: string
+let browser: BrowserContext
+let page: Page
+
+beforeAll(async () => {
+  // The browser test is part of the suite: a machine without Chromium fails it, never skips it.
+  if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: apt-get install -y chromium (see .ci/run)`)
+  profile = await mkdtemp(path.join(os.tmpdir(), 'collab-chromium-'))
+  // Chromium starts while the service indexes the test's records.
+  const launching = chromium.launchPersistentContext(profile, {
+    executablePath: CHROMIUM,
+    headless: true,
+    viewport: { width: 1366, height: 768 },
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
+  })
+  launching.catch(() => {})
+  ;[alice, bob] = await Promise.all([createUser('alice'), createUser('bob')])
+  h = await startHarness({ admin: { ...testConfig('unused').admin, password: ADMIN_PASSWORD } })
+  v = views(h)
+  const node = await alice.node('Reading list')
+  invite = await alice.invite(node, bob, { message: 'Join my reading list, or else.' })
+  await alice.invite(await alice.node('Field notes'), bob)
+  await alice.invite(node, alice)
+  await v.waitForState(bob, invite.uri, 'pending')
+  await moderator(h).waitForInvite(invite.uri, (i) => i.verification === 'verified')
+  await mkdir(SHOTS, { recursive: true })
+  browser = await launching
+  page = browser.pages()[0] ?? (await browser.newPage())
+})
+afterAll(async () => {
+  await browser?.close()
+  if (profile) await rm(profile, { recursive: true, force: true })
+  await h?.stop()
+})
+
+const shot = (name: string, fullPage = false) => page.screenshot({ path: path.join(SHOTS, `${name}.png`), fullPage })
+
+describe('the moderator dashboard in Chromium', () => {
+  it('signs in with the keyboard, searches, opens a history, takes an invite down with a reason', async () => {
+    await page.goto(`${h.service.url}/admin`)
+    await expect.poll(() => page.title()).toContain('Sign in')
+    await page.getByLabel('Your name').fill('Dana')
+    await page.getByLabel('Admin password').fill('not the password')
+    await page.keyboard.press('Enter')
+    await page.getByRole('alert').filter({ hasText: 'Wrong password' }).waitFor()
+
+    // Keyboard only: the fields and the button in tab order, Enter submits.
+    await page.getByLabel('Your name').fill('')
+    await page.getByLabel('Your name').focus()
+    await page.keyboard.type('Dana')
+    await page.keyboard.press('Tab')
+    await page.keyboard.type(ADMIN_PASSWORD)
+    await shot('1-sign-in')
+    await page.keyboard.press('Tab')
+    expect(await page.evaluate(() => document.activeElement?.textContent)).toBe('Sign in')
+    await page.keyboard.press('Enter')
+
+    await page.getByRole('heading', { name: 'Search invites' }).waitFor()
+    expect(await page.getByText('Signed in as Dana').count()).toBe(1)
+    await page.getByLabel('Inviter DID').fill(alice.did)
+    await page.getByRole('button', { name: 'Search' }).click()
+    await page.getByRole('heading', { name: /^2 invites$/ }).waitFor()
+    await shot('2-search-results')
+
+    const rkey = invite.uri.split('/').pop() ?? ''
+    await page.getByRole('link', { name: `History of invite ${rkey}` }).click()
+    await page.getByRole('heading', { name: 'History' }).waitFor()
+    const history = page.locator('section', { has: page.getByRole('heading', { name: 'History' }) }).locator('tbody tr')
+    expect(await history.count()).toBeGreaterThanOrEqual(2)
+    expect(await history.first().innerText()).toContain('created')
+    expect(await page.getByText('Join my reading list, or else.').count()).toBeGreaterThan(0)
+    await shot('3-invite-history', true)
+
+    // The browser's own validation keeps a takedown without a reason from being sent.
+    await page.getByRole('button', { name: 'Take down invite' }).click()
+    expect(await page.getByRole('status').count()).toBe(0)
+    await page.getByLabel('Reason').first().fill('Harassment: reported by the invitee')
+    await page.getByRole('button', { name: 'Take down invite' }).click()
+    await page.getByRole('status').filter({ hasText: 'Invite taken down' }).waitFor()
+    const last = await history.last().innerText()
+    expect(last).toContain('taken down')
+    expect(last).toContain('Harassment: reported by the invitee')
+    expect(last).toContain('Dana')
+    await page.getByRole('button', { name: 'Restore invite' }).waitFor()
+    await shot('4-takedown-confirmation', true)
+
+    expect(await v.find(bob, invite.uri)).toBeUndefined()
+    expect((await v.list(alice, { inviter: alice.did })).invites.map((i) => i.uri)).not.toContain(invite.uri)
+  })
+
+  it('shows firehose health with the event-rate and lag chart', async () => {
+    await page.getByRole('link', { name: 'Firehose health' }).click()
+    await page.getByRole('heading', { name: 'Firehose health' }).waitFor()
+    expect(await page.locator('#connection').innerText()).toBe('Connected')
+    expect(await page.getByRole('img', { name: /Events per minute over the last hour: latest \d+/ }).count()).toBe(1)
+    expect(await page.getByRole('img', { name: /Lag over the last hour: latest \d+ s/ }).count()).toBe(1)
+    await shot('5-health')
+  })
+
+  it('lists the rejection log and the inviter volume', async () => {
+    await page.getByRole('link', { name: 'Rejections' }).click()
+    await page.getByText('self-invite').first().waitFor()
+    await shot('6-rejections')
+    await page.getByRole('link', { name: 'Inviter volume' }).click()
+    await page.getByRole('cell', { name: alice.did, exact: true }).waitFor()
+    await shot('7-volume')
+  })
+
+  it('after signing out every page asks to sign in again', async () => {
+    await page.getByRole('button', { name: 'Sign out' }).click()
+    await page.getByRole('heading', { name: 'Moderator sign-in' }).waitFor()
+    await page.goto(`${h.service.url}/admin/health`)
+    await page.getByRole('heading', { name: 'Moderator sign-in' }).waitFor()
+  })
+})
