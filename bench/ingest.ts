@@ -7,6 +7,8 @@
  *     hands over the last frame's invite.
  * Usage: npm run bench:ingest [-- FRAMES]
  */
+import { writeFileSync } from 'node:fs'
+import inspector from 'node:inspector/promises'
 import { AtpAgent } from '@atproto/api'
 import { Firehose } from '@atproto/sync'
 import { IdResolver, MemoryCache } from '@atproto/identity'
@@ -22,7 +24,7 @@ import { decodeFrame } from '../src/ingest/frame.ts'
 import { startLocalNetwork } from '../tests/support/network.ts'
 import { testPostgres } from '../tests/support/postgres.ts'
 import { captureFrames } from '../tests/support/replay-relay.ts'
-import { serveFrames, synthesize } from './support/stream.ts'
+import { spawnRelay, synthesize } from './support/stream.ts'
 
 const FRAMES = Number(process.argv[2] ?? 100_000)
 const log = createLogger('silent')
@@ -67,7 +69,7 @@ const relevant = commits.filter((f) => {
 }).length
 
 const ours = async () => {
-  const server = await serveFrames(frames)
+  const server = await spawnRelay(frames)
   const schema = `bench_ingest_${Date.now()}`
   await migrate(db.url, schema, log)
   const pool = createPool(db.url, schema)
@@ -96,7 +98,7 @@ const ours = async () => {
 }
 
 const baseline = async () => {
-  const server = await serveFrames(frames)
+  const server = await spawnRelay(frames)
   const idResolver = new IdResolver({ plcUrl: net.plcUrl, didCache: new MemoryCache(), fetch: globalThis.fetch })
   let resolve: () => void = () => {}
   const done = new Promise<void>((r) => (resolve = r))
@@ -124,11 +126,23 @@ const baseline = async () => {
   for (const f of frames) decodeFrame(f)
   console.log(`decodeFrame alone: ${(((performance.now() - t) * 1000) / frames.length).toFixed(1)} µs/frame`)
 }
+// BENCH_PROFILE=file.cpuprofile records a CPU profile of this indexer's run alone.
+const profile = process.env.BENCH_PROFILE
+const session = profile ? new inspector.Session() : null
+if (session) {
+  session.connect()
+  await session.post('Profiler.enable')
+  await session.post('Profiler.start')
+}
 const a = await ours()
+if (session && profile) {
+  const { profile: data } = (await session.post('Profiler.stop')) as { profile: unknown }
+  writeFileSync(profile, JSON.stringify(data))
+}
 // BENCH_ONLY=ours skips the baseline (for profiling this indexer alone).
 const b = process.env.BENCH_ONLY === 'ours' ? { seconds: NaN } : await baseline()
 const ratio = b.seconds / a.seconds
-console.log(`ingest of ${FRAMES} frames (avg ${Math.round(avgBytes)} B, ${((relevant / commits.length) * 100).toFixed(2)}% relevant), one local WebSocket`)
+console.log(`ingest of ${FRAMES} frames (avg ${Math.round(avgBytes)} B, ${((relevant / commits.length) * 100).toFixed(2)}% relevant), over a local WebSocket from a relay process of its own`)
 console.log('| consumer | seconds | frames/s |')
 console.log('|---|---|---|')
 console.log(`| this indexer (verified, committed to Postgres) | ${a.seconds.toFixed(2)} | ${Math.round(FRAMES / a.seconds)} |`)

@@ -47,3 +47,33 @@ export const serveFrames = async (frames: readonly Uint8Array[]) => {
       }),
   }
 }
+
+/** Starts `relay-process.ts` on the frames; resolves with its URL and a stop function. */
+export const spawnRelay = async (frames: readonly Uint8Array[]) => {
+  const { spawn } = await import('node:child_process')
+  const { writeFileSync, mkdtempSync, rmSync } = await import('node:fs')
+  const os = await import('node:os')
+  const path = await import('node:path')
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'bench-relay-'))
+  const file = path.join(dir, 'frames.bin')
+  const chunks: Buffer[] = []
+  for (const f of frames) {
+    const len = Buffer.alloc(4)
+    len.writeUInt32BE(f.length)
+    chunks.push(len, Buffer.from(f))
+  }
+  writeFileSync(file, Buffer.concat(chunks))
+  const child = spawn(process.execPath, [new URL('./relay-process.ts', import.meta.url).pathname, file], { stdio: ['ignore', 'pipe', 'inherit'] })
+  const url = await new Promise<string>((resolve, reject) => {
+    child.stdout.once('data', (d: Buffer) => resolve(d.toString().trim()))
+    child.once('exit', (code) => reject(new Error(`relay process exited ${code}`)))
+  })
+  return {
+    url,
+    close: async () => {
+      child.kill('SIGTERM')
+      await new Promise((r) => child.once('exit', r))
+      rmSync(dir, { recursive: true, force: true })
+    },
+  }
+}
