@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { encode, cborToLex } from './support/cbor.ts'
+import { commitBody, frame } from './support/frames.ts'
 import { BlockMap, blocksToCarFile, readCarWithRoot } from '@atproto/repo'
-import type { LexValue } from '@atproto/lex-data'
 import { decodeFrame, type CommitEvent } from '../src/ingest/frame.ts'
 import { normaliseRelayUrl } from '../src/config.ts'
 import { createUser, pdsUrl, startHarness, waitFor, type Harness, type User } from './support/harness.ts'
@@ -14,23 +14,6 @@ let alice: User
 let bob: User
 let goodInvite: string
 let goodFrame: Uint8Array
-
-const frame = (header: Record<string, unknown>, body: Record<string, unknown>): Uint8Array =>
-  new Uint8Array(Buffer.concat([encode(header as LexValue), encode(body as LexValue)]))
-
-const commitBody = (evt: CommitEvent): Record<string, unknown> => ({
-  seq: evt.seq,
-  rebase: false,
-  tooBig: false,
-  repo: evt.repo,
-  commit: evt.commit,
-  rev: evt.rev,
-  since: evt.since,
-  blocks: evt.blocks,
-  ops: evt.ops,
-  blobs: [],
-  time: evt.time,
-})
 
 /** The same commit, re-signed with a corrupted signature (a valid CAR, a forged commit). */
 const withBadSignature = async (evt: CommitEvent, seq: number): Promise<Uint8Array> => {
