@@ -51,6 +51,8 @@ const config: Config = {
   allowPrivateNetwork: true,
   verify: { concurrency: 16, perHost: 4, maxAttempts: 10, backoffBaseMs: 1000, timeoutMs: 5000, maxBytes: 1 << 20 },
   backfill: { url: net.pdsUrl, onGap: false, concurrency: 4, perHost: 2, ratePerHost: 10, maxAttempts: 5, backoffBaseMs: 5000, maxBytes: 1 << 26 },
+  // The benchmark polls the API as fast as it answers.
+  api: { rateLimitMax: 0, rateLimitWindowMs: 60_000, requestTimeoutMs: 15_000, maxHeaderBytes: 16 * 1024, trustProxy: false },
   version: 'bench',
 }
 const service = await startService(config, createLogger('silent'))

@@ -38,6 +38,15 @@ export interface Config {
     backoffBaseMs: number
     maxBytes: number
   }
+  /** Limits of the public API. */
+  api: {
+    /** Requests per client address per window; 0 turns the limit off. */
+    rateLimitMax: number
+    rateLimitWindowMs: number
+    requestTimeoutMs: number
+    maxHeaderBytes: number
+    trustProxy: boolean
+  }
   version: string
 }
 
@@ -160,6 +169,13 @@ export const loadConfig = (): Config => {
       maxAttempts: intEnv('BACKFILL_MAX_ATTEMPTS', 5, 1, 100),
       backoffBaseMs: intEnv('BACKFILL_BACKOFF_MS', 5000, 1, 3_600_000),
       maxBytes: intEnv('BACKFILL_MAX_BYTES', 64 * 1024 * 1024, 1024, 2 ** 31 - 1),
+    },
+    api: {
+      rateLimitMax: intEnv('RATE_LIMIT_MAX', 300, 0, 1_000_000),
+      rateLimitWindowMs: intEnv('RATE_LIMIT_WINDOW_MS', 60_000, 1000, 86_400_000),
+      requestTimeoutMs: intEnv('REQUEST_TIMEOUT_MS', 15_000, 100, 600_000),
+      maxHeaderBytes: intEnv('MAX_HEADER_BYTES', 16 * 1024, 1024, 1024 * 1024),
+      trustProxy: boolEnv('TRUST_PROXY', false),
     },
     version: packageVersion(),
   }

@@ -85,6 +85,7 @@ export const startService = async (config: Config, log: Logger = createLogger(co
   const api = createApi(
     { pool, lexicons, auth: createServiceAuth(config.serviceDid, idResolver), relayUrl: config.relayUrl, version: config.version },
     log,
+    { limits: config.api },
   )
   await indexer.start()
   verifier.start()

@@ -136,6 +136,8 @@ export const testConfig = (schema: string, overrides: Partial<Config> = {}): Con
   verify: { concurrency: 8, perHost: 4, maxAttempts: 30, backoffBaseMs: 50, timeoutMs: 2000, maxBytes: 1024 * 1024 },
   // Tests replay the PDS from seq 0; backfill tests turn gap backfills on themselves.
   backfill: { url: httpBase(pdsUrl()), onGap: false, concurrency: 4, perHost: 2, ratePerHost: 100, maxAttempts: 5, backoffBaseMs: 50, maxBytes: 64 * 1024 * 1024 },
+  // Property tests send hundreds of requests from one address; rate-limit tests set their own.
+  api: { rateLimitMax: 0, rateLimitWindowMs: 60_000, requestTimeoutMs: 15_000, maxHeaderBytes: 16 * 1024, trustProxy: false },
   version: 'test',
   ...overrides,
 })
