@@ -11,6 +11,7 @@ import { SubjectVerifier } from './ingest/verifier.ts'
 import { Backfiller } from './ingest/backfill.ts'
 import { createServiceAuth } from './api/auth.ts'
 import { createApi } from './api/server.ts'
+import { createMetrics } from './metrics.ts'
 
 export interface Service {
   verifier: SubjectVerifier
@@ -82,10 +83,11 @@ export const startService = async (config: Config, log: Logger = createLogger(co
     idResolver,
     log: log.child({ component: 'ingest' }),
   })
+  const metrics = createMetrics({ pool, relayUrl: config.relayUrl, indexer, verifier, backfiller })
   const api = createApi(
     { pool, lexicons, auth: createServiceAuth(config.serviceDid, idResolver), relayUrl: config.relayUrl, version: config.version },
     log,
-    { limits: config.api },
+    { limits: config.api, metrics },
   )
   await indexer.start()
   verifier.start()

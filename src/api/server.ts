@@ -3,6 +3,7 @@ import type { Socket } from 'node:net'
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply } from 'fastify'
 import rateLimit from '@fastify/rate-limit'
 import type { Logger } from '../log.ts'
+import type { Metrics } from '../metrics.ts'
 import type { ApiContext } from './context.ts'
 import { XrpcError } from './errors.ts'
 import { registerHealth } from './health.ts'
@@ -23,6 +24,7 @@ export interface ApiLimits {
 
 export interface ApiOptions {
   limits: ApiLimits
+  metrics?: Metrics | undefined
 }
 
 // Errors that mean "the database is not there right now", not "the request was wrong".
@@ -60,7 +62,7 @@ const answerClientError = (err: NodeJS.ErrnoException, socket: Socket): void => 
   socket.destroy()
 }
 
-export const createApi = (ctx: ApiContext, log: Logger, { limits }: ApiOptions): FastifyInstance => {
+export const createApi = (ctx: ApiContext, log: Logger, { limits, metrics }: ApiOptions): FastifyInstance => {
   const app = Fastify({
     loggerInstance: log.child({ component: 'api' }) as FastifyBaseLogger,
     // Per-request log lines cost more than the queries at the request rates we serve.
@@ -81,6 +83,12 @@ export const createApi = (ctx: ApiContext, log: Logger, { limits }: ApiOptions):
       void (reply as FastifyReply).status(400).send(xrpcError('InvalidRequest', err.message))
     },
   })
+  if (metrics) {
+    app.addHook('onResponse', async (req, reply) => {
+      // Unmatched paths share one label: a scanner must not grow the label set.
+      metrics.observeRequest(req.routeOptions.url ?? 'unmatched', req.method, reply.statusCode, reply.elapsedTime / 1000)
+    })
+  }
   if (limits.rateLimitMax > 0) {
     void app.register(rateLimit, {
       max: limits.rateLimitMax,
@@ -96,6 +104,9 @@ export const createApi = (ctx: ApiContext, log: Logger, { limits }: ApiOptions):
     registerHealth(routes, ctx)
     registerListInvites(routes, ctx)
     registerListCollaborators(routes, ctx)
+    if (metrics) {
+      routes.get('/metrics', async (_req, reply) => reply.type(metrics.contentType).send(await metrics.scrape()))
+    }
   })
   app.setNotFoundHandler((req, reply) => {
     void reply.status(404).send(xrpcError('NotFound', `no such method: ${req.url.split('?')[0]}`))
