@@ -42,48 +42,17 @@ export const createMetrics = (sources: MetricSources): Metrics => {
   let db: DatabaseView | null = null
   let ingest: IndexerStatus = sources.indexer.snapshotStatus()
 
+  const family = (name: string, help: string, labelNames: string[] = []) => ({ name: PREFIX + name, help, labelNames, registers: [registry] })
+  const entries = (read: () => Record<string, number> | undefined) => Object.entries(read() ?? {})
   const counter = (name: string, help: string, read: () => number) =>
-    new Counter({
-      name: PREFIX + name,
-      help,
-      registers: [registry],
-      collect() {
-        this.reset()
-        this.inc(read())
-      },
-    })
+    new Counter({ ...family(name, help), collect() { this.reset(); this.inc(read()) } })
   const counterBy = (name: string, help: string, label: string, read: () => Record<string, number>) =>
-    new Counter({
-      name: PREFIX + name,
-      help,
-      labelNames: [label],
-      registers: [registry],
-      collect() {
-        this.reset()
-        for (const [value, n] of Object.entries(read())) this.inc({ [label]: value }, n)
-      },
-    })
+    new Counter({ ...family(name, help, [label]), collect() { this.reset(); for (const [v, n] of entries(read)) this.inc({ [label]: v }, n) } })
   // NaN, not 0, for what is unknown (no event yet, database away): a 0 would look healthy.
   const gauge = (name: string, help: string, read: () => number | null | undefined) =>
-    new Gauge({
-      name: PREFIX + name,
-      help,
-      registers: [registry],
-      collect() {
-        this.set(read() ?? Number.NaN)
-      },
-    })
+    new Gauge({ ...family(name, help), collect() { this.set(read() ?? Number.NaN) } })
   const gaugeBy = (name: string, help: string, label: string, read: () => Record<string, number> | undefined) =>
-    new Gauge({
-      name: PREFIX + name,
-      help,
-      labelNames: [label],
-      registers: [registry],
-      collect() {
-        this.reset()
-        for (const [value, n] of Object.entries(read() ?? {})) this.set({ [label]: value }, n)
-      },
-    })
+    new Gauge({ ...family(name, help, [label]), collect() { this.reset(); for (const [v, n] of entries(read)) this.set({ [label]: v }, n) } })
 
   counter('frames_received_total', 'Frames read from the relay.', () => ingest.framesReceived)
   counter('events_indexed_total', 'Effects of relay events committed to Postgres.', () => ingest.eventsIndexed)
