@@ -62,6 +62,15 @@ export interface Config {
     days: number
     intervalMs: number
   }
+  /** Limits of the public API. */
+  api: {
+    /** Requests per client address per window; 0 turns the limit off. */
+    rateLimitMax: number
+    rateLimitWindowMs: number
+    requestTimeoutMs: number
+    maxHeaderBytes: number
+    trustProxy: boolean
+  }
   version: string
 }
 
@@ -207,6 +216,13 @@ export const loadConfig = (): Config => {
     retention: {
       days: intEnv('RETENTION_DAYS', 30, 1, 36_500),
       intervalMs: intEnv('RETENTION_INTERVAL_SECONDS', 3600, 1, 86_400) * 1000,
+    },
+    api: {
+      rateLimitMax: intEnv('RATE_LIMIT_MAX', 300, 0, 1_000_000),
+      rateLimitWindowMs: intEnv('RATE_LIMIT_WINDOW_MS', 60_000, 1000, 86_400_000),
+      requestTimeoutMs: intEnv('REQUEST_TIMEOUT_MS', 15_000, 100, 600_000),
+      maxHeaderBytes: intEnv('MAX_HEADER_BYTES', 16 * 1024, 1024, 1024 * 1024),
+      trustProxy: boolEnv('TRUST_PROXY', false),
     },
     version: packageVersion(),
   }

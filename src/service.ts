@@ -14,6 +14,7 @@ import { createApi } from './api/server.ts'
 import { LeaderLock } from './db/leader.ts'
 import { ModeratorAuth } from './api/admin-auth.ts'
 import { Upkeep } from './upkeep.ts'
+import { createMetrics } from './metrics.ts'
 
 export interface Service {
   verifier: SubjectVerifier
@@ -129,6 +130,7 @@ export const startService = async (config: Config, log: Logger = createLogger(co
     await transition
   }
   const auth = createServiceAuth(config.serviceDid, idResolver)
+  const metrics = createMetrics({ pool, relayUrl: config.relayUrl, indexer, verifier, backfiller })
   const api = createApi(
     {
       pool,
@@ -141,6 +143,7 @@ export const startService = async (config: Config, log: Logger = createLogger(co
       admin: config.admin,
     },
     log,
+    { limits: config.api, metrics },
   )
   const upkeep = new Upkeep({ pool, days: config.retention.days, intervalMs: config.retention.intervalMs, log: log.child({ component: 'upkeep' }) })
   await campaign()

@@ -117,8 +117,13 @@ describe('backfill', () => {
 
 /** What readers can see of a set of repos' records: the comparison a replay must match. */
 const visibleState = async (h: Harness, dids: string[]) => {
+  // A deleted invite keeps whichever version it had when its tombstone landed: a snapshot taken
+  // after the delete never saw the last update. Readers see only that it is gone (rejected).
   const invites = await h.service.pool.query(
-    `SELECT uri, cid, invitee, role, message, deleted_at IS NOT NULL AS deleted, verification
+    `SELECT uri, deleted_at IS NOT NULL AS deleted,
+            CASE WHEN deleted_at IS NULL THEN cid END AS cid, invitee,
+            CASE WHEN deleted_at IS NULL THEN role END AS role,
+            CASE WHEN deleted_at IS NULL THEN message END AS message, verification
      FROM invite WHERE inviter = ANY($1) ORDER BY uri`,
     [dids],
   )

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { encode, cborToLex } from './support/cbor.ts'
-import { BlockMap, blocksToCarFile, readCarWithRoot } from '@atproto/repo'
-import type { LexValue } from '@atproto/lex-data'
+import { encode } from './support/cbor.ts'
+import { commitBody, frame } from './support/frames.ts'
+import { FORGERIES } from './support/forgeries.ts'
 import { decodeFrame, type CommitEvent } from '../src/ingest/frame.ts'
 import { normaliseRelayUrl } from '../src/config.ts'
 import { createUser, pdsUrl, startHarness, waitFor, type Harness, type User } from './support/harness.ts'
@@ -14,54 +14,6 @@ let alice: User
 let bob: User
 let goodInvite: string
 let goodFrame: Uint8Array
-
-const frame = (header: Record<string, unknown>, body: Record<string, unknown>): Uint8Array =>
-  new Uint8Array(Buffer.concat([encode(header as LexValue), encode(body as LexValue)]))
-
-const commitBody = (evt: CommitEvent): Record<string, unknown> => ({
-  seq: evt.seq,
-  rebase: false,
-  tooBig: false,
-  repo: evt.repo,
-  commit: evt.commit,
-  rev: evt.rev,
-  since: evt.since,
-  blocks: evt.blocks,
-  ops: evt.ops,
-  blobs: [],
-  time: evt.time,
-})
-
-/** The same commit, re-signed with a corrupted signature (a valid CAR, a forged commit). */
-const withBadSignature = async (evt: CommitEvent, seq: number): Promise<Uint8Array> => {
-  const car = await readCarWithRoot(evt.blocks)
-  const commit = cborToLex(car.blocks.get(car.root) as Uint8Array) as Record<string, unknown>
-  const sig = new Uint8Array(commit.sig as Uint8Array)
-  sig[5] = (sig[5] as number) ^ 0xff
-  const blocks = new BlockMap()
-  for (const [cid, bytes] of car.blocks) if (!cid.equals(car.root)) blocks.set(cid, bytes)
-  const root = await blocks.add({ ...commit, sig } as never)
-  return frame({ op: 1, t: '#commit' }, { ...commitBody(evt), seq, commit: root, blocks: await blocksToCarFile(root, blocks) })
-}
-
-/** A CAR whose record block bytes no longer hash to their CID. */
-const withTamperedBlock = async (evt: CommitEvent, seq: number): Promise<Uint8Array> => {
-  const car = await readCarWithRoot(evt.blocks)
-  const recordCid = evt.ops[0]?.cid
-  const blocks = new BlockMap()
-  for (const [cid, bytes] of car.blocks) {
-    if (recordCid && cid.equals(recordCid)) {
-      const copy = new Uint8Array(bytes)
-      copy[copy.length - 2] = (copy[copy.length - 2] as number) ^ 0x01
-      blocks.set(cid, copy)
-    } else blocks.set(cid, bytes)
-  }
-  return frame({ op: 1, t: '#commit' }, { ...commitBody(evt), seq, blocks: await blocksToCarFile(car.root, blocks) })
-}
-
-/** An op that claims a CID other than the one in the signed tree. */
-const withLyingOp = (evt: CommitEvent, seq: number): Uint8Array =>
-  frame({ op: 1, t: '#commit' }, { ...commitBody(evt), seq, ops: evt.ops.map((op) => ({ ...op, cid: evt.commit })) })
 
 beforeAll(async () => {
   ;[alice, bob] = await Promise.all([createUser('alice'), createUser('bob')])
@@ -81,9 +33,9 @@ beforeAll(async () => {
     encode({ op: 1, t: '#commit' }),
     frame({ op: 1, t: '#commit' }, { seq: base - 7, repo: 42, ops: 'nope' }),
     frame({ op: 1, t: '#commit' }, { ...commitBody(evt), seq: base - 6, blocks: new Uint8Array([1, 2, 3]) }),
-    await withBadSignature(evt, base - 5),
-    await withTamperedBlock(evt, base - 4),
-    withLyingOp(evt, base - 3),
+    await FORGERIES['bad-signature'](evt, base - 5),
+    await FORGERIES['bad-car'](evt, base - 4),
+    await FORGERIES['unproven-op'](evt, base - 3),
     frame({ op: 1, t: '#identity' }, { seq: base - 2, did: 'not a did' }),
     frame({ op: 1, t: '#info' }, { name: 'OutdatedCursor', message: 'too old' }),
     frame({ op: -1 }, { error: 'FutureCursor', message: 'cursor in the future' }),

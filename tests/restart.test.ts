@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { chmod, mkdtemp, rm } from 'node:fs/promises'
 import os from 'node:os'
@@ -8,6 +7,7 @@ import pg from 'pg'
 import { createUser, freshSchema, startHarness, testConfig, waitFor, type Harness, type User } from './support/harness.ts'
 import { views } from './support/views.ts'
 import { freePort } from './support/postgres.ts'
+import { runService } from './support/service-process.ts'
 
 let h: Harness
 let v: ReturnType<typeof views>
@@ -82,28 +82,6 @@ describe('restarts', () => {
     expect(after.rejections).toEqual(before.rejections)
   })
 })
-
-/** Runs `src/main.ts` as `npm start` would, until SIGTERM; returns the exit code and timing. */
-const runService = async (env: Record<string, string | undefined>, whileUp: (address: string) => Promise<void>) => {
-  const child = spawn(process.execPath, ['src/main.ts'], {
-    env: { ...process.env, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'info', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  })
-  let output = ''
-  child.stdout.on('data', (d: Buffer) => (output += d.toString()))
-  child.stderr.on('data', (d: Buffer) => (output += d.toString()))
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)))
-  try {
-    const address = await waitFor(async () => /"address":"(http:\/\/[^"]+)"/.exec(output)?.[1], 'the service to listen', 30_000)
-    await whileUp(address)
-    const started = Date.now()
-    child.kill('SIGTERM')
-    const code = await exited
-    return { code, stopMs: Date.now() - started, output }
-  } finally {
-    child.kill('SIGKILL')
-  }
-}
 
 const waitForCursor = (address: string) =>
   waitFor(async () => {

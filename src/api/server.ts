@@ -1,5 +1,9 @@
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify'
+import { STATUS_CODES } from 'node:http'
+import type { Socket } from 'node:net'
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply } from 'fastify'
+import rateLimit from '@fastify/rate-limit'
 import type { Logger } from '../log.ts'
+import type { Metrics } from '../metrics.ts'
 import type { ApiContext } from './context.ts'
 import { XrpcError } from './errors.ts'
 import { registerHealth } from './health.ts'
@@ -7,6 +11,23 @@ import { registerListCollaborators } from './collaborators.ts'
 import { registerListInvites } from './invites.ts'
 import { registerAdmin } from './admin.ts'
 import { registerDashboard } from './dashboard.ts'
+
+export interface ApiLimits {
+  /** Requests per client address per window; 0 turns the limit off. */
+  rateLimitMax: number
+  rateLimitWindowMs: number
+  /** Time allowed for a whole request to arrive. */
+  requestTimeoutMs: number
+  /** Largest request line plus headers. */
+  maxHeaderBytes: number
+  /** Take the client address from X-Forwarded-For (only behind a proxy that sets it). */
+  trustProxy: boolean
+}
+
+export interface ApiOptions {
+  limits: ApiLimits
+  metrics?: Metrics | undefined
+}
 
 // Errors that mean "the database is not there right now", not "the request was wrong".
 const isDatabaseUnavailable = (err: unknown): boolean => {
@@ -17,36 +38,96 @@ const isDatabaseUnavailable = (err: unknown): boolean => {
   )
 }
 
-export const createApi = (ctx: ApiContext, log: Logger): FastifyInstance => {
+const UNLIMITED = new Set(['/xrpc/_health', '/metrics'])
+
+const xrpcError = (error: string, message: string) => ({ error, message })
+
+/**
+ * Requests that Node's HTTP parser refuses never reach Fastify (oversized headers, slow or
+ * garbled requests): they are answered here, XRPC-shaped like every other error.
+ */
+const answerClientError = (err: NodeJS.ErrnoException, socket: Socket): void => {
+  if (err.code === 'ECONNRESET' || socket.destroyed) return
+  const [status, error, message] =
+    err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+      ? [408, 'RequestTimeout', 'the request did not arrive in time']
+      : err.code === 'HPE_HEADER_OVERFLOW'
+        ? [431, 'InvalidRequest', 'the request line and headers are too large']
+        : [400, 'InvalidRequest', 'malformed HTTP request']
+  const body = JSON.stringify(xrpcError(error, message))
+  if (socket.writable) {
+    socket.write(
+      `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json; charset=utf-8\r\n` +
+        `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+    )
+  }
+  socket.destroy()
+}
+
+export const createApi = (ctx: ApiContext, log: Logger, { limits, metrics }: ApiOptions): FastifyInstance => {
   const app = Fastify({
     loggerInstance: log.child({ component: 'api' }) as FastifyBaseLogger,
     // Per-request log lines cost more than the queries at the request rates we serve.
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: 64 * 1024,
-    requestTimeout: 15_000,
+    requestTimeout: limits.requestTimeoutMs,
+    trustProxy: limits.trustProxy,
+    // Node checks request timeouts on an interval (30 s by default): a short timeout needs a shorter one.
+    http: {
+      maxHeaderSize: limits.maxHeaderBytes,
+      headersTimeout: limits.requestTimeoutMs,
+      connectionsCheckingInterval: Math.min(30_000, Math.max(50, Math.floor(limits.requestTimeoutMs / 4))),
+    },
+    clientErrorHandler: answerClientError,
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: 500 },
+    // A URL that cannot be decoded (e.g. a lone %) fails before routing.
+    frameworkErrors: (err, _req, reply) => {
+      void (reply as FastifyReply).status(400).send(xrpcError('InvalidRequest', err.message))
+    },
   })
-  registerHealth(app, ctx)
-  registerListInvites(app, ctx)
-  registerListCollaborators(app, ctx)
-  registerAdmin(app, ctx)
-  registerDashboard(app, ctx)
+  if (metrics) {
+    app.addHook('onResponse', async (req, reply) => {
+      // Unmatched paths share one label: a scanner must not grow the label set.
+      metrics.observeRequest(req.routeOptions.url ?? 'unmatched', req.method, reply.statusCode, reply.elapsedTime / 1000)
+    })
+  }
+  if (limits.rateLimitMax > 0) {
+    void app.register(rateLimit, {
+      max: limits.rateLimitMax,
+      timeWindow: limits.rateLimitWindowMs,
+      // Orchestrators and scrapers poll on a schedule: never refused for their rate.
+      allowList: (req) => UNLIMITED.has(req.routeOptions.url ?? ''),
+      errorResponseBuilder: (_req, res) =>
+        new XrpcError(429, 'RateLimitExceeded', `at most ${res.max} requests per ${limits.rateLimitWindowMs / 1000} s; retry in ${res.after}`),
+    })
+  }
+  // Registered after the rate limiter so that its hooks reach every route.
+  void app.register(async (routes) => {
+    registerHealth(routes, ctx)
+    registerListInvites(routes, ctx)
+    registerListCollaborators(routes, ctx)
+    registerAdmin(routes, ctx)
+    registerDashboard(routes, ctx)
+    if (metrics) {
+      routes.get('/metrics', async (_req, reply) => reply.type(metrics.contentType).send(await metrics.scrape()))
+    }
+  })
   app.setNotFoundHandler((req, reply) => {
-    void reply.status(404).send({ error: 'NotFound', message: `no such method: ${req.url.split('?')[0]}` })
+    void reply.status(404).send(xrpcError('NotFound', `no such method: ${req.url.split('?')[0]}`))
   })
   app.setErrorHandler((err, req, reply) => {
     if (err instanceof XrpcError) {
-      return reply.status(err.status).headers(err.headers).send({ error: err.error, message: err.message })
+      return reply.status(err.status).headers(err.headers).send(xrpcError(err.error, err.message))
     }
     if (isDatabaseUnavailable(err)) {
-      return reply.status(503).send({ error: 'ServiceUnavailable', message: 'the database is unavailable' })
+      return reply.status(503).send(xrpcError('ServiceUnavailable', 'the database is unavailable'))
     }
     const status = (err as { statusCode?: number }).statusCode
     if (typeof status === 'number' && status >= 400 && status < 500) {
-      return reply.status(400).send({ error: 'InvalidRequest', message: (err as Error).message })
+      return reply.status(400).send(xrpcError('InvalidRequest', (err as Error).message))
     }
     req.log.error({ err }, 'request failed')
-    return reply.status(500).send({ error: 'InternalServerError', message: 'internal error' })
+    return reply.status(500).send(xrpcError('InternalServerError', 'internal error'))
   })
   return app
 }

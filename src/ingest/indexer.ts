@@ -198,7 +198,7 @@ export class Indexer {
     await this.flush(5_000)
   }
 
-  private snapshotStatus(): IndexerStatus {
+  snapshotStatus(): IndexerStatus {
     const r = this.relay?.status
     return {
       ...this.status,

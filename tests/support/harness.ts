@@ -148,6 +148,8 @@ export const testConfig = (schema: string, overrides: Partial<Config> = {}): Con
     spamPerDay: 200,
   },
   retention: { days: 30, intervalMs: 3_600_000 },
+  // Property tests send hundreds of requests from one address; rate-limit tests set their own.
+  api: { rateLimitMax: 0, rateLimitWindowMs: 60_000, requestTimeoutMs: 15_000, maxHeaderBytes: 16 * 1024, trustProxy: false },
   version: 'test',
   ...overrides,
 })
