@@ -1,4 +1,5 @@
 import type { Pool, PoolClient } from './pool.ts'
+import { inTransaction } from './transaction.ts'
 import { INVITE_NSID, type Effect, type InviteWrite, type AcceptanceWrite, type RecordDelete, type Rejection, type AccountStatus, type SubjectWrite } from './effects.ts'
 import { advanceRepoState, requestFullBackfill, requestResync } from './backfill.ts'
 import { settleInviteVerification, applySubjectToInvites, requeueStalledProofs } from './verification.ts'
@@ -15,15 +16,13 @@ export interface BatchResult {
 /**
  * Applies effects in order in one transaction; `finish` runs last in the same transaction.
  */
-export const applyEffects = async (
+export const applyEffects = (
   pool: Pool,
   effects: readonly Effect[],
   finish?: (client: PoolClient) => Promise<unknown>,
-): Promise<BatchResult> => {
-  const client = await pool.connect()
-  const result: BatchResult = { applied: 0, stale: 0, queued: 0 }
-  try {
-    await client.query('BEGIN')
+): Promise<BatchResult> =>
+  inTransaction(pool, async (client) => {
+    const result: BatchResult = { applied: 0, stale: 0, queued: 0 }
     for (const effect of effects) {
       const outcome = await applyEffect(client, effect)
       if (outcome === false) result.stale++
@@ -31,15 +30,8 @@ export const applyEffects = async (
       if (outcome === 'queued') result.queued++
     }
     await finish?.(client)
-    await client.query('COMMIT')
     return result
-  } catch (err) {
-    await client.query('ROLLBACK').catch(() => {})
-    throw err
-  } finally {
-    client.release()
-  }
-}
+  })
 
 /**
  * Applies effects and moves the relay cursor to `cursor` in the same transaction: the stored

@@ -21,6 +21,7 @@ import type { SigningKeys } from './commit.ts'
 import { discoverPage } from './discovery.ts'
 import { KeyedLimiter, KeyedRateLimiter } from './limits.ts'
 import { snapshotRepo } from './repo-sync.ts'
+import { QueueWorker } from './queue-worker.ts'
 import { TransientError, type Fetch } from './subject.ts'
 
 export interface BackfillOptions {
@@ -59,18 +60,15 @@ export interface BackfillStatus {
  * Postgres: a crash or restart resumes where it stopped, and several processes can share the work.
  * Resyncs of single repos (sync 1.1 breaks) go through the same queue.
  */
-export class Backfiller {
+export class Backfiller extends QueueWorker {
   readonly status: BackfillStatus = { reposSynced: 0, reposFailed: 0, records: 0, retries: {}, inFlight: 0 }
   private readonly opts: Required<Omit<BackfillOptions, 'onRepo' | 'onQueued'>> & Pick<BackfillOptions, 'onRepo' | 'onQueued'>
   private readonly keys: SigningKeys
   private readonly hosts: KeyedLimiter
   private readonly rates: KeyedRateLimiter
-  private readonly running = new Set<Promise<void>>()
-  private stopping = false
-  private wakeUp: (() => void) | null = null
-  private done: Promise<void> | null = null
 
   constructor(opts: BackfillOptions) {
+    super(opts.pollMs ?? 1000, opts.log)
     this.opts = {
       concurrency: 4,
       perHost: 2,
@@ -86,45 +84,12 @@ export class Backfiller {
     this.rates = new KeyedRateLimiter(this.opts.ratePerHost)
   }
 
-  /** Starts (or, after stop, restarts) the worker. */
-  start(): void {
-    this.stopping = false
-    this.done = this.loop()
-  }
-
-  wake(): void {
-    this.wakeUp?.()
-  }
-
-  async stop(): Promise<void> {
-    this.stopping = true
-    this.wake()
-    await this.done
-  }
-
-  private async loop(): Promise<void> {
-    while (!this.stopping) {
-      let busy = false
-      try {
-        busy = await this.step()
-      } catch (err) {
-        this.opts.log.error({ err }, 'backfill step failed')
-      }
-      if (busy) continue
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, this.opts.pollMs)
-        this.wakeUp = () => {
-          clearTimeout(timer)
-          this.wakeUp = null
-          resolve()
-        }
-      })
-    }
-    await Promise.allSettled(this.running)
+  protected override inFlightChanged(count: number): void {
+    this.status.inFlight = count
   }
 
   /** One round of work; true when there may be more right away. */
-  private async step(): Promise<boolean> {
+  protected async step(): Promise<boolean> {
     const runs = await activeRuns(this.opts.pool)
     const discovering = runs.find((r) => r.status === 'discovering')
     let discovered = false
@@ -156,16 +121,6 @@ export class Backfiller {
       this.opts.log.warn({ err: (err as Error).message, run: run.id }, 'backfill discovery failed; retrying')
       return false
     }
-  }
-
-  private track(task: Promise<void>): void {
-    this.running.add(task)
-    this.status.inFlight = this.running.size
-    void task.finally(() => {
-      this.running.delete(task)
-      this.status.inFlight = this.running.size
-      this.wake()
-    })
   }
 
   private async pdsOf(did: string): Promise<string> {

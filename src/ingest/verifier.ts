@@ -6,6 +6,7 @@ import { claimJobs, dropJob, recordProof, recordRetry, type VerifyJob } from '..
 import type { SigningKeys } from './commit.ts'
 import { proveSubject, TransientError, type Fetch } from './subject.ts'
 import { KeyedLimiter } from './limits.ts'
+import { QueueWorker } from './queue-worker.ts'
 
 export interface VerifierOptions {
   pool: Pool
@@ -40,17 +41,14 @@ const bump = (counts: Record<string, number>, key: string): void => {
  * Works from the queue in Postgres beside the ingest loop, never inside it: a slow or absent
  * PDS delays only its own invites.
  */
-export class SubjectVerifier {
+export class SubjectVerifier extends QueueWorker {
   readonly status: VerifierStatus = { outcomes: {}, retries: {}, gaveUp: 0, inFlight: 0 }
   private readonly opts: Required<VerifierOptions>
   private readonly keys: SigningKeys
   private readonly hosts: KeyedLimiter
-  private readonly running = new Set<Promise<void>>()
-  private stopping = false
-  private wakeUp: (() => void) | null = null
-  private done: Promise<void> | null = null
 
   constructor(opts: VerifierOptions) {
+    super(opts.pollMs ?? 1000, opts.log)
     this.opts = {
       concurrency: 16,
       perHost: 4,
@@ -65,57 +63,16 @@ export class SubjectVerifier {
     this.hosts = new KeyedLimiter(this.opts.perHost)
   }
 
-  /** Starts (or, after stop, restarts) the worker. */
-  start(): void {
-    this.stopping = false
-    this.done = this.loop()
+  protected override inFlightChanged(count: number): void {
+    this.status.inFlight = count
   }
 
-  /** New work was queued: look now rather than at the next poll. */
-  wake(): void {
-    this.wakeUp?.()
-  }
-
-  async stop(): Promise<void> {
-    this.stopping = true
-    this.wake()
-    await this.done
-  }
-
-  private async loop(): Promise<void> {
-    while (!this.stopping) {
-      const free = this.opts.concurrency - this.running.size
-      let claimed = 0
-      if (free > 0) {
-        try {
-          const jobs = await claimJobs(this.opts.pool, free, this.opts.leaseMs)
-          claimed = jobs.length
-          for (const job of jobs) this.track(this.run(job))
-        } catch (err) {
-          this.opts.log.error({ err }, 'could not read the verification queue')
-        }
-      }
-      if (claimed > 0 && claimed === free) continue
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, this.opts.pollMs)
-        this.wakeUp = () => {
-          clearTimeout(timer)
-          this.wakeUp = null
-          resolve()
-        }
-      })
-    }
-    await Promise.allSettled(this.running)
-  }
-
-  private track(task: Promise<void>): void {
-    this.running.add(task)
-    this.status.inFlight = this.running.size
-    void task.finally(() => {
-      this.running.delete(task)
-      this.status.inFlight = this.running.size
-      this.wake()
-    })
+  protected async step(): Promise<boolean> {
+    const free = this.opts.concurrency - this.running.size
+    if (free <= 0) return false
+    const jobs = await claimJobs(this.opts.pool, free, this.opts.leaseMs)
+    for (const job of jobs) this.track(this.run(job))
+    return jobs.length > 0 && jobs.length === free
   }
 
   private backoff(attempts: number, retryAfterMs: number | undefined): number {
