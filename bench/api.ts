@@ -7,11 +7,11 @@
 import autocannon from 'autocannon'
 import Fastify from 'fastify'
 import { AtpAgent } from '@atproto/api'
-import { httpBase, normaliseRelayUrl, type Config } from '../src/config.ts'
 import { chiveListInvites, generateInvites } from '../src/db/bench-data.ts'
 import { createLogger } from '../src/log.ts'
 import { startService } from '../src/service.ts'
 import { startLocalNetwork } from '../tests/support/network.ts'
+import { benchConfig } from './support/config.ts'
 import { testPostgres } from '../tests/support/postgres.ts'
 
 const INVITES = Number(process.argv[2] ?? 1_000_000)
@@ -25,29 +25,7 @@ const net = await startLocalNetwork()
 const agent = new AtpAgent({ service: net.pdsUrl })
 const handle = `me${Date.now() % 1e6}.test`
 const me = (await agent.createAccount({ handle, email: `${handle}@example.com`, password: 'password' })).data.did
-const config: Config = {
-  databaseUrl: db.url,
-  databaseSchema: `bench_api_${Date.now()}`,
-  dataDir: './data',
-  embeddedPgPort: 0,
-  relayUrl: normaliseRelayUrl(net.pdsUrl),
-  startCursor: undefined,
-  plcUrl: net.plcUrl,
-  port: 0,
-  host: '127.0.0.1',
-  serviceDid: SERVICE_DID,
-  logLevel: 'silent',
-  allowPrivateNetwork: true,
-  leaderRetryMs: 2000,
-  relayIdleTimeoutMs: 120_000,
-  relayMaxBackoffMs: 30_000,
-  verify: { concurrency: 16, perHost: 4, maxAttempts: 10, backoffBaseMs: 1000, timeoutMs: 5000, maxBytes: 1 << 20 },
-  backfill: { url: httpBase(net.pdsUrl), onGap: false, concurrency: 4, perHost: 2, ratePerHost: 10, maxAttempts: 5, backoffBaseMs: 5000, maxBytes: 1 << 26 },
-  admin: { password: undefined, moderatorDids: [], maxAuthFailures: 10, authFailureWindowMs: 900_000, spamPerHour: 30, spamPerDay: 200 },
-  retention: { days: 30, intervalMs: 3_600_000 },
-  api: { rateLimitMax: 0, rateLimitWindowMs: 60_000, requestTimeoutMs: 15_000, maxHeaderBytes: 16 * 1024, trustProxy: false },
-  version: 'bench',
-}
+const config = benchConfig(net, db.url, SERVICE_DID)
 const service = await startService(config, createLogger('silent'))
 const t0 = performance.now()
 await generateInvites(service.pool, INVITES, INVITEES)

@@ -5,10 +5,10 @@
  * Prints p50 / p99 / max in milliseconds. Usage: npm run bench:freshness [-- N]
  */
 import { AtpAgent } from '@atproto/api'
-import { normaliseRelayUrl, type Config } from '../src/config.ts'
 import { createLogger } from '../src/log.ts'
 import { startService } from '../src/service.ts'
 import { startLocalNetwork } from '../tests/support/network.ts'
+import { benchConfig } from './support/config.ts'
 import { testPostgres } from '../tests/support/postgres.ts'
 
 const N = Number(process.argv[2] ?? 50)
@@ -36,30 +36,7 @@ const create = async (collection: string, record: Record<string, unknown>) =>
 // Subjects for the proof case exist before the service starts reading.
 const early = []
 for (let i = 0; i < N; i++) early.push(await create('pub.chive.graph.node', { title: `early ${i}`, createdAt: new Date().toISOString() }))
-const config: Config = {
-  databaseUrl: db.url,
-  databaseSchema: `bench_${Date.now()}`,
-  dataDir: './data',
-  embeddedPgPort: 0,
-  relayUrl: normaliseRelayUrl(net.pdsUrl),
-  startCursor: undefined,
-  plcUrl: net.plcUrl,
-  port: 0,
-  host: '127.0.0.1',
-  serviceDid: SERVICE_DID,
-  logLevel: 'silent',
-  allowPrivateNetwork: true,
-  leaderRetryMs: 2000,
-  relayIdleTimeoutMs: 120_000,
-  relayMaxBackoffMs: 30_000,
-  verify: { concurrency: 16, perHost: 4, maxAttempts: 10, backoffBaseMs: 1000, timeoutMs: 5000, maxBytes: 1 << 20 },
-  backfill: { url: net.pdsUrl, onGap: false, concurrency: 4, perHost: 2, ratePerHost: 10, maxAttempts: 5, backoffBaseMs: 5000, maxBytes: 1 << 26 },
-  admin: { password: undefined, moderatorDids: [], maxAuthFailures: 10, authFailureWindowMs: 900_000, spamPerHour: 30, spamPerDay: 200 },
-  retention: { days: 30, intervalMs: 3_600_000 },
-  // The benchmark polls the API as fast as it answers.
-  api: { rateLimitMax: 0, rateLimitWindowMs: 60_000, requestTimeoutMs: 15_000, maxHeaderBytes: 16 * 1024, trustProxy: false },
-  version: 'bench',
-}
+const config = benchConfig(net, db.url, SERVICE_DID)
 const service = await startService(config, createLogger('silent'))
 const token = (await invitee.agent.com.atproto.server.getServiceAuth({ aud: SERVICE_DID, lxm: LXM, exp: Math.floor(Date.now() / 1000) + 3600 })).data.token
 const url = `${service.url}/xrpc/${LXM}?invitee=${encodeURIComponent(invitee.did)}&state=pending&limit=1`

@@ -8,10 +8,9 @@ import { startEmbeddedPostgres } from './db/embedded.ts'
 import { migrate } from './db/migrate.ts'
 import { createPool } from './db/pool.ts'
 import { activeRuns, backfillProgress, createDidRun, requestFullBackfill } from './db/backfill.ts'
-import { createIdResolver, createProofFetch } from './identity.ts'
+import { createIdResolver } from './identity.ts'
 import { loadLexicons } from './lexicons.ts'
-import { Backfiller } from './ingest/backfill.ts'
-import { SubjectVerifier } from './ingest/verifier.ts'
+import { createBackfiller, createVerifier } from './ingest/workers.ts'
 
 const USAGE = `usage: npm run backfill -- [--did <did>]... [--concurrency N] [--per-host N] [--rate N]
 
@@ -83,26 +82,9 @@ const main = async (): Promise<number> => {
 
   const idResolver = createIdResolver({ plcUrl: config.plcUrl, allowPrivateNetwork: config.allowPrivateNetwork })
   const lexicons = loadLexicons()
-  const verifier = new SubjectVerifier({
-    pool,
-    idResolver,
-    log: log.child({ component: 'verify' }),
-    fetch: createProofFetch({ allowPrivateNetwork: config.allowPrivateNetwork, timeoutMs: config.verify.timeoutMs, maxBytes: config.verify.maxBytes }),
-  })
-  const backfiller = new Backfiller({
-    pool,
-    idResolver,
-    lexicons,
-    log: log.child({ component: 'backfill' }),
-    fetch: createProofFetch({ allowPrivateNetwork: config.allowPrivateNetwork, timeoutMs: 60_000, maxBytes: config.backfill.maxBytes }),
-    discoveryUrl: config.backfill.url,
-    concurrency,
-    perHost,
-    ratePerHost: rate,
-    maxAttempts: config.backfill.maxAttempts,
-    backoffBaseMs: config.backfill.backoffBaseMs,
-    onQueued: () => verifier.wake(),
-  })
+  const deps = { pool, idResolver, lexicons, log }
+  const verifier = createVerifier(config, deps)
+  const backfiller = createBackfiller(config, deps, { concurrency, perHost, ratePerHost: rate, onQueued: () => verifier.wake() })
   verifier.start()
   backfiller.start()
 

@@ -4,11 +4,12 @@ import { createLogger, type Logger } from './log.ts'
 import { startEmbeddedPostgres, type EmbeddedDb } from './db/embedded.ts'
 import { migrate } from './db/migrate.ts'
 import { createPool, type Pool } from './db/pool.ts'
-import { createIdResolver, createProofFetch } from './identity.ts'
+import { createIdResolver } from './identity.ts'
 import { loadLexicons } from './lexicons.ts'
 import { Indexer } from './ingest/indexer.ts'
-import { SubjectVerifier } from './ingest/verifier.ts'
-import { Backfiller } from './ingest/backfill.ts'
+import type { SubjectVerifier } from './ingest/verifier.ts'
+import type { Backfiller } from './ingest/backfill.ts'
+import { createBackfiller, createVerifier } from './ingest/workers.ts'
 import { createServiceAuth } from './api/auth.ts'
 import { createApi } from './api/server.ts'
 import { LeaderLock } from './db/leader.ts'
@@ -44,38 +45,11 @@ export const startService = async (config: Config, log: Logger = createLogger(co
   const pool = createPool(databaseUrl, config.databaseSchema)
   const idResolver = createIdResolver({ plcUrl: config.plcUrl, allowPrivateNetwork: config.allowPrivateNetwork })
   const lexicons = loadLexicons()
-  const verifier = new SubjectVerifier({
-    pool,
-    idResolver,
-    log: log.child({ component: 'verify' }),
-    fetch: createProofFetch({
-      allowPrivateNetwork: config.allowPrivateNetwork,
-      timeoutMs: config.verify.timeoutMs,
-      maxBytes: config.verify.maxBytes,
-    }),
-    concurrency: config.verify.concurrency,
-    perHost: config.verify.perHost,
-    maxAttempts: config.verify.maxAttempts,
-    backoffBaseMs: config.verify.backoffBaseMs,
-  })
+  const deps = { pool, idResolver, lexicons, log }
+  const verifier = createVerifier(config, deps)
   // Declared before the backfiller, which tells it about synced repos.
   let indexer: Indexer | undefined
-  const backfiller = new Backfiller({
-    pool,
-    idResolver,
-    lexicons,
-    log: log.child({ component: 'backfill' }),
-    fetch: createProofFetch({
-      allowPrivateNetwork: config.allowPrivateNetwork,
-      timeoutMs: 60_000,
-      maxBytes: config.backfill.maxBytes,
-    }),
-    discoveryUrl: config.backfill.url,
-    concurrency: config.backfill.concurrency,
-    perHost: config.backfill.perHost,
-    ratePerHost: config.backfill.ratePerHost,
-    maxAttempts: config.backfill.maxAttempts,
-    backoffBaseMs: config.backfill.backoffBaseMs,
+  const backfiller = createBackfiller(config, deps, {
     onRepo: (did, rev, dataCid) => indexer?.trackRepo(did, rev, dataCid),
     onQueued: () => verifier.wake(),
   })
