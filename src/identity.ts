@@ -1,4 +1,4 @@
-import { IdResolver, MemoryCache } from '@atproto/identity'
+import { IdResolver, MemoryCache, parseToAtprotoDocument } from '@atproto/identity'
 import { safeFetchWrap } from '@atproto-labs/fetch-node'
 
 export interface IdentityOptions {
@@ -39,4 +39,12 @@ export const createProofFetch = (opts: { allowPrivateNetwork: boolean; timeoutMs
 export const stripFragment = (did: string): string => {
   const hash = did.indexOf('#')
   return hash === -1 ? did : did.slice(0, hash)
+}
+
+/** The PDS a DID document names. */
+export const resolvePds = async (idResolver: IdResolver, did: string): Promise<string> => {
+  const doc = await idResolver.did.resolve(did)
+  const pds = doc ? parseToAtprotoDocument(doc).pds : undefined
+  if (!pds) throw new Error(`no PDS in the DID document of ${did}`)
+  return pds
 }

@@ -3,6 +3,9 @@
 export const INVITE_NSID = 'pub.chive.collaboration.invite'
 export const ACCEPTANCE_NSID = 'pub.chive.collaboration.inviteAcceptance'
 export type Collection = typeof INVITE_NSID | typeof ACCEPTANCE_NSID
+export const OUR_COLLECTIONS: ReadonlySet<string> = new Set([INVITE_NSID, ACCEPTANCE_NSID])
+/** Every Chive record is a possible invite subject: its versions and deletion are tracked. */
+export const CHIVE_PREFIX = 'pub.chive.'
 
 interface RecordRef {
   uri: string

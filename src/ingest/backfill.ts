@@ -1,4 +1,5 @@
-import { parseToAtprotoDocument, type IdResolver } from '@atproto/identity'
+import type { IdResolver } from '@atproto/identity'
+import { resolvePds } from '../identity.ts'
 import type { Lexicons } from '@atproto/lexicon'
 import type { Logger } from '../log.ts'
 import type { Pool } from '../db/pool.ts'
@@ -123,22 +124,15 @@ export class Backfiller extends QueueWorker {
     }
   }
 
-  private async pdsOf(did: string): Promise<string> {
-    const doc = await this.opts.idResolver.did.resolve(did)
-    const pds = doc ? parseToAtprotoDocument(doc).pds : undefined
-    if (!pds) throw new TransientError('identity-unavailable', `no PDS in the DID document of ${did}`)
-    return pds
-  }
-
   private async syncRepo(job: RepoJob): Promise<void> {
     const { pool, log } = this.opts
     let host = ''
     try {
       let pds: string
       try {
-        pds = await this.pdsOf(job.did)
+        pds = await resolvePds(this.opts.idResolver, job.did)
       } catch (err) {
-        throw err instanceof TransientError ? err : new TransientError('identity-unavailable', (err as Error).message)
+        throw new TransientError('identity-unavailable', (err as Error).message)
       }
       host = new URL(pds).host
       const held = await heldRecords(pool, job.did)

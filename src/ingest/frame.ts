@@ -1,5 +1,6 @@
 import { BytesWrapper, CidLinkWrapper, decodeFirst } from '@atcute/cbor'
 import { decodeCid, type Cid } from '@atproto/lex-data'
+import { CHIVE_PREFIX } from '../db/effects.ts'
 
 export interface RepoOp {
   action: 'create' | 'update' | 'delete'
@@ -87,7 +88,6 @@ const isObj = (v: unknown): v is Obj =>
   !(v instanceof BytesWrapper) &&
   !(v instanceof CidLinkWrapper)
 
-const CHIVE_PREFIX = 'pub.chive.'
 
 const toCid = (v: unknown): Cid | null => {
   if (!(v instanceof CidLinkWrapper)) return null

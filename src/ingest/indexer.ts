@@ -4,7 +4,7 @@ import type { Logger } from '../log.ts'
 import type { Pool } from '../db/pool.ts'
 import { knownRelays, readCursor } from '../db/cursor.ts'
 import { applyEffects, commitBatch } from '../db/store.ts'
-import { ACCEPTANCE_NSID, INVITE_NSID, type Collection, type Effect } from '../db/effects.ts'
+import { CHIVE_PREFIX, OUR_COLLECTIONS, type Collection, type Effect } from '../db/effects.ts'
 import { parseToAtprotoDocument } from '@atproto/identity'
 import { loadRepoStates, readRepoState, requestFullBackfill, type RepoState } from '../db/backfill.ts'
 import { decodeFrame, FrameError, type CommitEvent, type FirehoseEvent, type IdentityEvent, type RepoOp, type SyncEvent } from './frame.ts'
@@ -64,9 +64,6 @@ export interface IndexerStatus {
   verification: SubjectVerifier['status'] | null
 }
 
-const OUR_COLLECTIONS: ReadonlySet<string> = new Set([INVITE_NSID, ACCEPTANCE_NSID])
-// Every Chive record is a possible invite subject: its versions and deletion are tracked.
-const CHIVE_PREFIX = 'pub.chive.'
 const collectionOf = (path: string): string => {
   const slash = path.indexOf('/')
   return slash === -1 ? path : path.slice(0, slash)

@@ -1,11 +1,9 @@
 import type { Lexicons } from '@atproto/lexicon'
-import { ACCEPTANCE_NSID, INVITE_NSID, type Collection, type Effect } from '../db/effects.ts'
+import { ACCEPTANCE_NSID, CHIVE_PREFIX, INVITE_NSID, OUR_COLLECTIONS, type Collection, type Effect } from '../db/effects.ts'
 import { openSignedRepo, VerificationError, type SigningKeys } from './commit.ts'
 import { recordEffect } from './record.ts'
 import { TransientError, xrpcGet, type Fetch } from './subject.ts'
 
-const CHIVE_PREFIX = 'pub.chive.'
-const OURS: ReadonlySet<string> = new Set([INVITE_NSID, ACCEPTANCE_NSID])
 
 export interface HeldRecords {
   invites: string[]
@@ -59,7 +57,7 @@ export const snapshotRepo = async (
       const uri = `at://${did}/${leaf.key}`
       const cid = leaf.value.toString()
       present.add(uri)
-      if (!OURS.has(collection)) {
+      if (!OUR_COLLECTIONS.has(collection)) {
         effects.push({ kind: 'subject', uri, repo: did, collection, rev, seq: null, action: 'update', cid })
         continue
       }

@@ -1,4 +1,5 @@
-import { parseToAtprotoDocument, type IdResolver } from '@atproto/identity'
+import type { IdResolver } from '@atproto/identity'
+import { resolvePds } from '../identity.ts'
 import { AtUri } from '@atproto/syntax'
 import type { Logger } from '../log.ts'
 import type { Pool } from '../db/pool.ts'
@@ -81,13 +82,6 @@ export class SubjectVerifier extends QueueWorker {
     return Math.min(this.opts.backoffMaxMs, Math.max(jittered, retryAfterMs ?? 0))
   }
 
-  private async pdsOf(did: string): Promise<string> {
-    const doc = await this.opts.idResolver.did.resolve(did)
-    const pds = doc ? parseToAtprotoDocument(doc).pds : undefined
-    if (!pds) throw new Error(`no PDS in the DID document of ${did}`)
-    return pds
-  }
-
   private async run(job: VerifyJob): Promise<void> {
     const { pool, log } = this.opts
     try {
@@ -99,7 +93,7 @@ export class SubjectVerifier extends QueueWorker {
       const subject = new AtUri(invite.subjectUri)
       let pds: string
       try {
-        pds = await this.pdsOf(invite.inviter)
+        pds = await resolvePds(this.opts.idResolver, invite.inviter)
       } catch (err) {
         throw new TransientError('identity-unavailable', (err as Error).message)
       }
