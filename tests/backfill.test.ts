@@ -3,7 +3,7 @@ import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { inject } from 'vitest'
 import { normaliseRelayUrl } from '../src/config.ts'
-import { createDidRun } from '../src/db/backfill.ts'
+import { closeFinishedRuns, createDidRun } from '../src/db/backfill.ts'
 import { decodeFrame, type CommitEvent } from '../src/ingest/frame.ts'
 import { createUser, pdsUrl, startHarness, testConfig, waitFor, type Harness, type Ref, type User } from './support/harness.ts'
 import { startFaultProxy, startPlcFront } from './support/fault-proxy.ts'
@@ -266,6 +266,27 @@ describe('backfill resilience', () => {
       await proxy.close()
     }
   }, 60_000)
+})
+
+describe('backfill runs', () => {
+  it('are never closed before their repos are queued, however the closer interleaves', async () => {
+    const h = await startHarness()
+    try {
+      let creating = true
+      const closed: number[] = []
+      // The backfiller's own closer, run as tightly as it can go beside the creation of runs.
+      const closer = (async () => {
+        while (creating) closed.push(...(await closeFinishedRuns(h.service.pool)))
+      })()
+      const ids: number[] = []
+      for (let i = 0; i < 40; i++) ids.push(await createDidRun(h.service.pool, [`did:plc:race${i}aaaaaaaaaaaaaaaaa`], 'test: race'))
+      creating = false
+      await closer
+      expect(closed.filter((id) => ids.includes(id))).toEqual([])
+    } finally {
+      await h.stop()
+    }
+  })
 })
 
 describe('gaps', () => {

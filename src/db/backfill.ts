@@ -1,4 +1,5 @@
 import type { Pool, PoolClient } from './pool.ts'
+import { inTransaction } from './transaction.ts'
 
 type Db = Pool | PoolClient
 
@@ -20,16 +21,20 @@ export const requestFullBackfill = async (db: Db, reason: string): Promise<numbe
   return null
 }
 
-/** A backfill of the given repos only: nothing to discover. */
-export const createDidRun = async (pool: Pool, dids: readonly string[], reason: string): Promise<number> => {
-  const res = await pool.query<{ id: number }>(
-    `INSERT INTO backfill_run (kind, reason, status, discovered_at) VALUES ('dids', $1, 'syncing', now()) RETURNING id`,
-    [reason],
-  )
-  const id = res.rows[0]?.id as number
-  await addDiscovered(pool, id, dids, reason)
-  return id
-}
+/**
+ * A backfill of the given repos only: nothing to discover. The run and its repos appear in one
+ * transaction; a run seen without its repos would look finished and be closed at once.
+ */
+export const createDidRun = (pool: Pool, dids: readonly string[], reason: string): Promise<number> =>
+  inTransaction(pool, async (client) => {
+    const res = await client.query<{ id: number }>(
+      `INSERT INTO backfill_run (kind, reason, status, discovered_at) VALUES ('dids', $1, 'syncing', now()) RETURNING id`,
+      [reason],
+    )
+    const id = res.rows[0]?.id as number
+    await addDiscovered(client, id, dids, reason)
+    return id
+  })
 
 export interface BackfillRun {
   id: number
