@@ -10,10 +10,12 @@ export interface LocalNetwork {
 }
 
 /**
- * A real PLC directory and PDS on loopback (`@atproto/dev-env`), with the PDS's idle
- * sequencer polling capped at 20 ms so events reach the firehose promptly.
+ * A real PLC directory and PDS on loopback (`@atproto/dev-env`). The PDS finds new events by
+ * polling its database, backing off up to a second when idle (a relay pushes them): the backoff
+ * is capped at `sequencerIdleMs` (20 ms by default) so events reach the firehose promptly.
  */
-export const startLocalNetwork = async (): Promise<LocalNetwork> => {
+export const startLocalNetwork = async (opts: { sequencerIdleMs?: number } = {}): Promise<LocalNetwork> => {
+  const idleCap = opts.sequencerIdleMs ?? 20
   const tmp = await mkdtemp(path.join(os.tmpdir(), 'collab-test-net-'))
   const savedTmp = process.env.TMPDIR
   // dev-env leaves its data directories under os.tmpdir(): give it one we remove.
@@ -33,7 +35,7 @@ export const startLocalNetwork = async (): Promise<LocalNetwork> => {
   const sequencer = pds.ctx.sequencer as unknown as { triesWithNoResults: number; exponentialBackoff: () => Promise<void> }
   sequencer.exponentialBackoff = async function (this: typeof sequencer) {
     this.triesWithNoResults++
-    await new Promise((r) => setTimeout(r, Math.min(2 ** this.triesWithNoResults, 20)))
+    await new Promise((r) => setTimeout(r, Math.min(2 ** this.triesWithNoResults, idleCap)))
   }
   return {
     plcUrl: plc.url,
