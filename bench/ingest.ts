@@ -26,6 +26,7 @@ import { verifyCommitOps } from '../src/ingest/commit.ts'
 import { startLocalNetwork } from '../tests/support/network.ts'
 import { testPostgres } from '../tests/support/postgres.ts'
 import { captureFrames } from '../tests/support/replay-relay.ts'
+import { startArgs } from '../tests/support/start-command.ts'
 import { spawnRelay, synthesize } from './support/stream.ts'
 
 const FRAMES = Number(process.argv[2] ?? 100_000)
@@ -102,7 +103,7 @@ const ours = async () => {
 /** The service as `npm start` runs it, in a process of its own: throughput and its peak RSS. */
 const service = async () => {
   const server = await spawnRelay(frames)
-  const child = spawn(process.execPath, ['src/main.ts'], {
+  const child = spawn(process.execPath, startArgs(), {
     env: {
       ...process.env,
       DATABASE_URL: db.url,
@@ -128,13 +129,17 @@ const service = async () => {
   }
   const started = performance.now()
   let peakRss = 0
+  const samples: number[] = []
   for (;;) {
-    peakRss = Math.max(peakRss, rss())
+    const now = rss()
+    samples.push(Math.round(now / 1e6))
+    peakRss = Math.max(peakRss, now)
     const health = (await (await fetch(`${address}/xrpc/_health`)).json()) as { cursor: number | null }
     if (health.cursor === lastSeq) break
     await new Promise((r) => setTimeout(r, 20))
   }
   const seconds = (performance.now() - started) / 1000
+  if (process.env.BENCH_RSS_SERIES) console.log('rss MB every ~20 ms:', samples.join(' '))
   child.kill('SIGTERM')
   await new Promise((r) => child.once('exit', r))
   await server.close()
@@ -194,14 +199,15 @@ if (session) {
   await session.post('Profiler.enable')
   await session.post('Profiler.start')
 }
-const a = await ours()
-const svc = process.env.BENCH_ONLY === 'ours' ? { seconds: NaN, peakRss: NaN } : await service()
+// BENCH_ONLY=ours,service,baseline runs some of the consumers (BENCH_ONLY=ours to profile this indexer alone).
+const only = new Set((process.env.BENCH_ONLY ?? 'ours,service,baseline').split(','))
+const a = only.has('ours') ? await ours() : { seconds: NaN, peakRss: NaN }
+const svc = only.has('service') ? await service() : { seconds: NaN, peakRss: NaN }
 if (session && profile) {
   const { profile: data } = (await session.post('Profiler.stop')) as { profile: unknown }
   writeFileSync(profile, JSON.stringify(data))
 }
-// BENCH_ONLY=ours skips the baseline (for profiling this indexer alone).
-const b = process.env.BENCH_ONLY === 'ours' ? { seconds: NaN } : await baseline()
+const b = only.has('baseline') ? await baseline() : { seconds: NaN }
 const ratio = b.seconds / a.seconds
 console.log(`ingest of ${FRAMES} frames (avg ${Math.round(avgBytes)} B, ${((relevant / commits.length) * 100).toFixed(2)}% relevant), over a local WebSocket from a relay process of its own`)
 console.log('| consumer | seconds | frames/s |')

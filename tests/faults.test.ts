@@ -10,6 +10,7 @@ import { startFaultRelay, type FaultRelay } from './support/fault-relay.ts'
 import { captureFrames, markSeq, touches } from './support/replay-relay.ts'
 import { expectOracle, prng, writeScenario, type Oracle } from './support/scenario.ts'
 import { freePort } from './support/postgres.ts'
+import { startArgs } from './support/start-command.ts'
 
 const seed = Number(process.env.FAULT_SEED ?? Date.now() % 1_000_000)
 const ws = () => normaliseRelayUrl(pdsUrl())
@@ -43,7 +44,7 @@ const health = async (base: string): Promise<Health> => (await (await fetch(`${b
 
 /** The service as `npm start` runs it, in a child process that a test may SIGKILL. */
 const spawnService = (env: Record<string, string>) => {
-  const child = spawn(process.execPath, ['src/main.ts'], {
+  const child = spawn(process.execPath, startArgs(), {
     env: { ...process.env, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'info', SERVICE_DID: 'did:web:indexer.test', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   })

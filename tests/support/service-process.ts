@@ -1,8 +1,9 @@
 import { spawn } from 'node:child_process'
 import { waitFor } from './harness.ts'
+import { startArgs } from './start-command.ts'
 
 /**
- * Runs `src/main.ts` as `npm start` would (in `cwd`, by default here), until SIGTERM; returns
+ * Runs the service as `npm start` does (in `cwd`, by default here), until SIGTERM; returns
  * the exit code, how long it took to stop, and everything it printed.
  */
 export const runService = async (
@@ -10,7 +11,7 @@ export const runService = async (
   whileUp: (address: string) => Promise<void>,
   cwd?: string,
 ) => {
-  const child = spawn(process.execPath, ['src/main.ts'], {
+  const child = spawn(process.execPath, startArgs(), {
     cwd,
     env: { ...process.env, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
