@@ -1,16 +1,19 @@
 /**
- * Ingest throughput: a synthetic relay stream (real signed commits from a local PDS, re-sequenced;
- * ~0.25% touch our collections) served over a local WebSocket, consumed
+ * Ingest throughput: a synthetic relay stream (`support/corpus.ts`: real signed commits from a
+ * local PDS, a Bluesky-like mix, 0.2% Chive commits) served over a local WebSocket, consumed
  *   - by this service's indexer (verification on, effects and cursor committed to Postgres),
  *     from the first frame to the committed cursor reaching the last seq;
  *   - by @atproto/sync's Firehose (filterCollections, verification on: its default), until it
  *     hands over the last frame's invite.
- * Usage: npm run bench:ingest [-- FRAMES]
+ * Usage: npm run bench:ingest [-- FRAMES]. Environment: BENCH_CHIVE_SHARE (default 0.002),
+ * BENCH_BASELINE_FRAMES (default 20000: the default @atproto/sync consumer's share of the stream),
+ * BENCH_ONLY=ceiling,ours,service,baseline (a subset), BENCH_PROFILE=file.cpuprofile (this indexer's
+ * run), BENCH_RSS_SERIES=1 (the service's RSS over time), BENCH_JSON=file (figures as JSON).
  */
 import { spawn } from 'node:child_process'
+import { WebSocket } from 'ws'
 import { readFileSync, writeFileSync } from 'node:fs'
 import inspector from 'node:inspector/promises'
-import { AtpAgent } from '@atproto/api'
 import { Firehose } from '@atproto/sync'
 import { IdResolver, MemoryCache } from '@atproto/identity'
 import { normaliseRelayUrl } from '../src/config.ts'
@@ -25,51 +28,22 @@ import { decodeFrame, type CommitEvent } from '../src/ingest/frame.ts'
 import { verifyCommitOps } from '../src/ingest/commit.ts'
 import { startLocalNetwork } from '../tests/support/network.ts'
 import { testPostgres } from '../tests/support/postgres.ts'
-import { captureFrames } from '../tests/support/replay-relay.ts'
 import { startArgs } from '../tests/support/start-command.ts'
-import { spawnRelay, synthesize } from './support/stream.ts'
+import { buildCorpus } from './support/corpus.ts'
+import { spawnRelay } from './support/stream.ts'
 
-const FRAMES = Number(process.argv[2] ?? 100_000)
+const FRAMES = Number(process.argv[2] ?? 200_000)
+const BASELINE_FRAMES = Number(process.env.BENCH_BASELINE_FRAMES ?? 20_000)
 const log = createLogger('silent')
 const db = await testPostgres()
 const net = await startLocalNetwork()
 
-const account = async (name: string) => {
-  const agent = new AtpAgent({ service: net.pdsUrl })
-  const handle = `${name}${Math.floor(Math.random() * 1e6)}.test`
-  const did = (await agent.createAccount({ handle, email: `${handle}@example.com`, password: 'password' })).data.did
-  return { agent, did }
-}
-const users = await Promise.all(Array.from({ length: 12 }, (_, i) => account(`in${i}`)))
-const text = 'lorem ipsum dolor sit amet '.repeat(11)
-// The inviter's repo is tracked (its every commit is checked against the chain): like a Chive
-// user on the real network, it writes a small share of the traffic.
-for (let i = 0; i < 400; i++) {
-  const u = users[1 + (i % (users.length - 1))] as (typeof users)[number]
-  await u.agent.com.atproto.repo.createRecord({ repo: u.did, collection: 'app.bsky.feed.post', record: { $type: 'app.bsky.feed.post', text, createdAt: new Date().toISOString() } })
-}
-const inviter = users[0] as (typeof users)[number]
-const invitee = users[1] as (typeof users)[number]
-const node = await inviter.agent.com.atproto.repo.createRecord({ repo: inviter.did, collection: 'pub.chive.graph.node', record: { $type: 'pub.chive.graph.node', title: 't', createdAt: new Date().toISOString() } })
-const invite = await inviter.agent.com.atproto.repo.createRecord({
-  repo: inviter.did,
-  collection: 'pub.chive.collaboration.invite',
-  record: { $type: 'pub.chive.collaboration.invite', subject: { uri: node.data.uri, cid: node.data.cid }, invitee: invitee.did, createdAt: new Date().toISOString() },
-})
-const invitePath = invite.data.uri.split('/').slice(3).join('/')
-const captured = await captureFrames(normaliseRelayUrl(net.pdsUrl), 0, (f) => {
-  const e = decodeFrame(f)
-  return e.type === 'commit' && e.ops.some((op) => op.path === invitePath)
-})
-const commits = captured.filter((f) => decodeFrame(f).type === 'commit')
-const last = commits[commits.length - 1] as Uint8Array
-const frames = synthesize(commits, last, FRAMES)
-const lastSeq = 1_000_000 + FRAMES - 1
-const avgBytes = frames.reduce((n, f) => n + f.length, 0) / frames.length
-const relevant = commits.filter((f) => {
-  const e = decodeFrame(f)
-  return e.type === 'commit' && e.ops.some((op) => op.path.startsWith('pub.chive.collaboration.'))
-}).length
+const t0 = performance.now()
+const corpus = await buildCorpus(net.pdsUrl, { frames: FRAMES, chiveShare: Number(process.env.BENCH_CHIVE_SHARE ?? 0.002) })
+const { frames, lastSeq, avgBytes } = corpus
+const last = frames[frames.length - 1] as Uint8Array
+console.log(`corpus built in ${((performance.now() - t0) / 1000).toFixed(1)} s: ${FRAMES} frames, avg ${Math.round(avgBytes)} B`)
+console.log(`mix: ${Object.entries(corpus.mix).sort((a, b) => b[1] - a[1]).map(([k, n]) => `${k} ${((n / FRAMES) * 100).toFixed(1)}%`).join(', ')}`)
 
 const ours = async () => {
   const server = await spawnRelay(frames)
@@ -146,8 +120,33 @@ const service = async () => {
   return { seconds, peakRss }
 }
 
-const baseline = async () => {
+/** A `ws` client that only counts frames: what the relay and the socket allow at most. */
+const ceiling = async () => {
   const server = await spawnRelay(frames)
+  const started = performance.now()
+  await new Promise<void>((resolve, reject) => {
+    let n = 0
+    const socket = new WebSocket(`${server.url}/xrpc/com.atproto.sync.subscribeRepos`)
+    socket.on('message', () => {
+      if (++n === FRAMES) {
+        socket.terminate()
+        resolve()
+      }
+    })
+    socket.on('error', reject)
+  })
+  const seconds = (performance.now() - started) / 1000
+  await server.close()
+  return FRAMES / seconds
+}
+
+/**
+ * @atproto/sync's Firehose on `stream`. By default it also resolves the handle of every
+ * `#identity` event (DNS, then HTTPS), which this indexer never does; `excludeIdentity` leaves that
+ * out so that the two do comparable work.
+ */
+const baseline = async (stream: readonly Uint8Array[], excludeIdentity: boolean) => {
+  const server = await spawnRelay(stream)
   const idResolver = new IdResolver({ plcUrl: net.plcUrl, didCache: new MemoryCache(), fetch: globalThis.fetch })
   let resolve: () => void = () => {}
   const done = new Promise<void>((r) => (resolve = r))
@@ -155,6 +154,7 @@ const baseline = async () => {
     service: server.url,
     idResolver,
     filterCollections: ['pub.chive.collaboration.invite', 'pub.chive.collaboration.inviteAcceptance'],
+    excludeIdentity,
     getCursor: async () => 0,
     handleEvent: async (evt) => {
       if ('seq' in evt && evt.seq === lastSeq) resolve()
@@ -167,7 +167,7 @@ const baseline = async () => {
   const seconds = (performance.now() - started) / 1000
   await firehose.destroy()
   await server.close()
-  return { seconds }
+  return { seconds, frames: stream.length }
 }
 
 {
@@ -200,23 +200,43 @@ if (session) {
   await session.post('Profiler.start')
 }
 // BENCH_ONLY=ours,service,baseline runs some of the consumers (BENCH_ONLY=ours to profile this indexer alone).
-const only = new Set((process.env.BENCH_ONLY ?? 'ours,service,baseline').split(','))
+const only = new Set((process.env.BENCH_ONLY ?? 'ceiling,ours,service,baseline').split(','))
+const wsOnly = only.has('ceiling') ? await ceiling() : NaN
 const a = only.has('ours') ? await ours() : { seconds: NaN, peakRss: NaN }
 const svc = only.has('service') ? await service() : { seconds: NaN, peakRss: NaN }
 if (session && profile) {
   const { profile: data } = (await session.post('Profiler.stop')) as { profile: unknown }
   writeFileSync(profile, JSON.stringify(data))
 }
-const b = only.has('baseline') ? await baseline() : { seconds: NaN }
-const ratio = b.seconds / a.seconds
-console.log(`ingest of ${FRAMES} frames (avg ${Math.round(avgBytes)} B, ${((relevant / commits.length) * 100).toFixed(2)}% relevant), over a local WebSocket from a relay process of its own`)
-console.log('| consumer | seconds | frames/s |')
-console.log('|---|---|---|')
-console.log(`| this indexer (verified, committed to Postgres) | ${a.seconds.toFixed(2)} | ${Math.round(FRAMES / a.seconds)} |`)
-console.log(`| the service as \`npm start\` runs it (own process; includes start-up) | ${svc.seconds.toFixed(2)} | ${Math.round(FRAMES / svc.seconds)} |`)
-console.log(`| @atproto/sync Firehose (filterCollections, verification on) | ${b.seconds.toFixed(2)} | ${Math.round(FRAMES / b.seconds)} |`)
+// The default consumer is slow enough on #identity events to be measured on a prefix of the stream.
+const prefix = [...frames.slice(0, Math.min(FRAMES, BASELINE_FRAMES) - 1), last]
+const none = { seconds: NaN, frames: 0 }
+const b = only.has('baseline') ? await baseline(prefix, false) : none
+const bx = only.has('baseline') ? await baseline(frames, true) : none
+const rate = (r: { seconds: number; frames: number }) => r.frames / r.seconds
+const results = {
+  frames: FRAMES,
+  avgBytes: Math.round(avgBytes),
+  chiveShare: corpus.chiveFrames / FRAMES,
+  wsOnly,
+  indexer: FRAMES / a.seconds,
+  service: FRAMES / svc.seconds,
+  serviceRssMb: svc.peakRss / 1e6,
+  baselineDefault: rate(b),
+  baselineNoIdentity: rate(bx),
+  verifyMs,
+}
+console.log(`ingest of ${FRAMES} frames (avg ${Math.round(avgBytes)} B, ${((corpus.chiveFrames / FRAMES) * 100).toFixed(2)}% Chive commits), over a local WebSocket from a relay process of its own`)
+console.log('| consumer | frames | seconds | frames/s | this indexer is |')
+console.log('|---|---|---|---|---|')
+console.log(`| a \`ws\` client that only counts frames (the ceiling) | ${FRAMES} | ${(FRAMES / wsOnly).toFixed(2)} | ${Math.round(wsOnly)} | |`)
+console.log(`| this indexer (verified, committed to Postgres) | ${FRAMES} | ${a.seconds.toFixed(2)} | ${Math.round(results.indexer)} | |`)
+console.log(`| the service as \`npm start\` runs it (own process; includes start-up) | ${FRAMES} | ${svc.seconds.toFixed(2)} | ${Math.round(results.service)} | |`)
+console.log(`| @atproto/sync Firehose, its defaults (filterCollections, verification on) | ${b.frames} | ${b.seconds.toFixed(2)} | ${Math.round(rate(b))} | ${(results.indexer / rate(b)).toFixed(1)}x |`)
+console.log(`| the same with excludeIdentity (no handle lookups) | ${bx.frames} | ${bx.seconds.toFixed(2)} | ${Math.round(rate(bx))} | ${(results.indexer / rate(bx)).toFixed(1)}x |`)
 console.log(`relevant-commit verification: ${verifyMs.toFixed(2)} ms per commit (signature, CAR hashes, MST proof)`)
-console.log(`ratio: ${ratio.toFixed(2)}x; peak RSS of the service process while it ingested: ${Math.round(svc.peakRss / 1e6)} MB`)
+console.log(`peak RSS of the service process while it ingested: ${Math.round(results.serviceRssMb)} MB`)
+if (process.env.BENCH_JSON) writeFileSync(process.env.BENCH_JSON, JSON.stringify({ ingest: results }))
 await net.close()
 await db.stop()
 process.exit(0)

@@ -21,21 +21,48 @@ export const synthesize = (commits: readonly Uint8Array[], last: Uint8Array, cou
   return out
 }
 
-/** Serves the frames to each subscriber as fast as its socket drains. */
+/** One unmasked binary WebSocket message (server to client) carrying `payload`. */
+const wsMessage = (payload: Uint8Array): Buffer => {
+  const n = payload.length
+  const header = n < 126 ? Buffer.from([0x82, n]) : n < 65536 ? Buffer.alloc(4) : Buffer.alloc(10)
+  if (n >= 126 && n < 65536) {
+    header[0] = 0x82
+    header[1] = 126
+    header.writeUInt16BE(n, 2)
+  } else if (n >= 65536) {
+    header[0] = 0x82
+    header[1] = 127
+    header.writeBigUInt64BE(BigInt(n), 2)
+  }
+  return Buffer.concat([header, payload])
+}
+
+/**
+ * Serves the frames to each subscriber as fast as its socket drains. The WebSocket messages are
+ * framed once, up front, and written to the socket in 1 MB chunks: the relay must not be what
+ * is measured.
+ */
 export const serveFrames = async (frames: readonly Uint8Array[]) => {
+  const chunks: Buffer[] = []
+  for (let i = 0; i < frames.length; ) {
+    const batch: Buffer[] = []
+    let bytes = 0
+    while (i < frames.length && bytes < 1 << 20) {
+      const m = wsMessage(frames[i++] as Uint8Array)
+      batch.push(m)
+      bytes += m.length
+    }
+    chunks.push(Buffer.concat(batch))
+  }
   const wss = new WebSocketServer({ host: '127.0.0.1', port: 0, path: '/xrpc/com.atproto.sync.subscribeRepos' })
   await new Promise<void>((r) => wss.once('listening', () => r()))
   wss.on('connection', (ws) => {
+    const socket = (ws as unknown as { _socket: import('node:net').Socket })._socket
     let i = 0
-    const socket = (ws as unknown as { _socket: { cork(): void; uncork(): void } })._socket
     const pump = () => {
-      while (i < frames.length && ws.readyState === ws.OPEN) {
-        // Corked batches: one write per 256 frames, so the relay is not what is measured.
-        socket.cork()
-        for (let n = 0; n < 256 && i < frames.length; n++) ws.send(frames[i++] as Uint8Array, { binary: true })
-        socket.uncork()
-        if (ws.bufferedAmount > 8 * 1024 * 1024) {
-          setTimeout(pump, 1)
+      while (i < chunks.length && !socket.destroyed) {
+        if (!socket.write(chunks[i++] as Buffer)) {
+          socket.once('drain', pump)
           return
         }
       }

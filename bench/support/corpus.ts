@@ -1,0 +1,229 @@
+/**
+ * A synthetic relay stream made of real frames: accounts on a local PDS (keys and DID documents in
+ * the local PLC) write a Bluesky-like mix of records into repos big enough for realistic MST
+ * proofs, and Chive users write invites, subjects and acceptances. The PDS's own firehose is
+ * captured (commits with sync 1.1 `since`/`prevData`, `#identity` and `#account` events) and
+ * re-sequenced into a stream of any length:
+ *  - frames of repos that hold nothing of ours are cycled (an indexer ignores them either way);
+ *  - Chive commits keep their order and are spread evenly at the requested share, so tracked
+ *    repos see an unbroken chain; the last frame is the last Chive commit.
+ */
+import { randomBytes } from 'node:crypto'
+import { AtpAgent } from '@atproto/api'
+import { decodeAll, encode } from '@atproto/lex-cbor'
+import type { LexValue } from '@atproto/lex-data'
+import { normaliseRelayUrl } from '../../src/config.ts'
+import { decodeFrame } from '../../src/ingest/frame.ts'
+import { captureFrames } from '../../tests/support/replay-relay.ts'
+
+export interface CorpusOptions {
+  frames: number
+  /** Share of frames that are commits of our collections (or their subjects); default 0.002. */
+  chiveShare?: number
+  /** Accounts writing Bluesky records; default 8. */
+  fillerAccounts?: number
+  /** Records in each of those repos before the captured window (deeper MSTs); default 1200. */
+  repoRecords?: number
+  /** Single-record commits captured from them; default 800. */
+  fillerCommits?: number
+  /** Distinct Chive commits captured (cycled, as stale replays, when the share asks for more); default 200. */
+  chiveCommits?: number
+  firstSeq?: number
+}
+
+export interface Corpus {
+  frames: Uint8Array[]
+  lastSeq: number
+  avgBytes: number
+  /** Commits touching pub.chive.* in the stream. */
+  chiveFrames: number
+  /** Frames per kind (collection of a single-op commit, or #identity / #account ...). */
+  mix: Record<string, number>
+}
+
+const rnd = (n: number) => Math.floor(Math.random() * n)
+const words = 'the of and to in a is that for it as was with be by on not he this are or his from at which but have an they you were her she there one all we can their has been if more when will would who so no'.split(' ')
+const sentence = (min: number, max: number) => {
+  const target = min + rnd(max - min)
+  let s = ''
+  while (s.length < target) s += `${words[rnd(words.length)]} `
+  return s.trim()
+}
+const now = () => new Date().toISOString()
+
+type Account = { agent: AtpAgent; did: string }
+
+/** A Bluesky-like record of a weighted random collection (likes dominate, as on the network). */
+/** A strongRef to some other post (the PDS folds repeated likes or reposts of one post into one). */
+const otherPost = () => ({
+  uri: `at://did:plc:${randomBytes(12).toString('hex').slice(0, 24)}/app.bsky.feed.post/3${randomBytes(6).toString('hex').slice(0, 12)}`,
+  cid: 'bafyreidfayvfuwqa7qlnopdjiqrxzs6blmoeu4rujcjtnci5beludirz2a',
+})
+
+/** A Bluesky-like record of a weighted random collection (likes dominate, as on the network). */
+const blueskyRecord = (posts: readonly { uri: string; cid: string }[]): { collection: string; value: Record<string, unknown> } => {
+  const roll = Math.random()
+  const ref = posts[rnd(posts.length)]
+  if (roll < 0.5) return { collection: 'app.bsky.feed.like', value: { subject: otherPost(), createdAt: now() } }
+  if (roll < 0.62) return { collection: 'app.bsky.feed.repost', value: { subject: otherPost(), createdAt: now() } }
+  // Follows of distinct accounts (the PDS folds repeated follows of one account into one).
+  if (roll < 0.72) return { collection: 'app.bsky.graph.follow', value: { subject: `did:plc:${Math.random().toString(36).slice(2, 14).padEnd(24, 'a')}`, createdAt: now() } }
+  const text = sentence(20, 290)
+  const post: Record<string, unknown> = { text, langs: ['en'], createdAt: now() }
+  if (ref && Math.random() < 0.3) post.reply = { root: ref, parent: ref }
+  if (Math.random() < 0.2) {
+    post.embed = {
+      $type: 'app.bsky.embed.external',
+      external: { uri: `https://example.com/${rnd(1e9)}`, title: sentence(20, 80), description: sentence(40, 200) },
+    }
+  }
+  if (Math.random() < 0.2) {
+    const start = text.indexOf(' ') + 1
+    post.facets = [
+      { index: { byteStart: start, byteEnd: start + 3 }, features: [{ $type: 'app.bsky.richtext.facet#tag', tag: sentence(3, 12).replace(/ /g, '') }] },
+    ]
+  }
+  return { collection: 'app.bsky.feed.post', value: post }
+}
+
+const account = async (pdsUrl: string, name: string): Promise<Account> => {
+  const agent = new AtpAgent({ service: pdsUrl })
+  const handle = `${name}${rnd(1e6)}.test`
+  const did = (await agent.createAccount({ handle, email: `${handle}@example.com`, password: 'password' })).data.did
+  return { agent, did }
+}
+
+export const buildCorpus = async (pdsUrl: string, opts: CorpusOptions): Promise<Corpus> => {
+  const share = opts.chiveShare ?? 0.002
+  const firstSeq = opts.firstSeq ?? 1_000_000
+  const ws = normaliseRelayUrl(pdsUrl)
+  const filler = await Promise.all(Array.from({ length: opts.fillerAccounts ?? 8 }, (_, i) => account(pdsUrl, `bsky${i}`)))
+  const posts: { uri: string; cid: string }[] = []
+  // Big repos first (these commits are not captured): real repos hold thousands of records.
+  for (const u of filler) {
+    for (let done = 0; done < (opts.repoRecords ?? 1200); done += 200) {
+      const writes = Array.from({ length: 200 }, () => {
+        const r = blueskyRecord(posts)
+        return { $type: 'com.atproto.repo.applyWrites#create' as const, collection: r.collection, value: { $type: r.collection, ...r.value } }
+      })
+      const res = await u.agent.com.atproto.repo.applyWrites({ repo: u.did, writes })
+      for (const [i, w] of writes.entries()) {
+        const out = res.data.results?.[i] as { uri?: string; cid?: string } | undefined
+        if (w.collection === 'app.bsky.feed.post' && out?.uri && out.cid) posts.push({ uri: out.uri, cid: out.cid })
+      }
+    }
+  }
+  const chive = await Promise.all(Array.from({ length: 4 }, (_, i) => account(pdsUrl, `chive${i}`)))
+  const marker = await filler[0]?.agent.com.atproto.repo.createRecord({ repo: filler[0].did, collection: 'app.bsky.feed.like', record: { $type: 'app.bsky.feed.like', subject: posts[0], createdAt: now() } })
+  // The captured window: single-record commits, as most of the network's are.
+  const fillerWrites = async () => {
+    for (let i = 0; i < (opts.fillerCommits ?? 800); i++) {
+      const u = filler[i % filler.length] as Account
+      const r = blueskyRecord(posts)
+      await u.agent.com.atproto.repo.createRecord({ repo: u.did, collection: r.collection, record: { $type: r.collection, ...r.value } })
+    }
+  }
+  const chiveWrites = async () => {
+    const wanted = opts.chiveCommits ?? 200
+    const invites: { by: Account; to: Account; uri: string; cid: string; subject: { uri: string; cid: string } }[] = []
+    const nodes = new Map<Account, { uri: string; cid: string }[]>(chive.map((c) => [c, []]))
+    for (let n = 0; n < wanted; n++) {
+      const by = chive[rnd(chive.length)] as Account
+      const to = chive.filter((c) => c !== by)[rnd(chive.length - 1)] as Account
+      const mine = nodes.get(by) as { uri: string; cid: string }[]
+      const open = invites.filter((i) => i.to === by)
+      const roll = Math.random()
+      if (mine.length === 0 || roll < 0.25) {
+        const res = await by.agent.com.atproto.repo.createRecord({ repo: by.did, collection: 'pub.chive.graph.node', record: { $type: 'pub.chive.graph.node', title: sentence(10, 60), createdAt: now() } })
+        mine.push({ uri: res.data.uri, cid: res.data.cid })
+      } else if (roll < 0.75 || open.length === 0) {
+        const subject = mine[rnd(mine.length)] as { uri: string; cid: string }
+        const res = await by.agent.com.atproto.repo.createRecord({
+          repo: by.did,
+          collection: 'pub.chive.collaboration.invite',
+          record: { $type: 'pub.chive.collaboration.invite', subject, invitee: to.did, role: 'collaborator', message: sentence(10, 120), createdAt: now() },
+        })
+        invites.push({ by, to, uri: res.data.uri, cid: res.data.cid, subject })
+      } else {
+        // `by` answers an invite it received.
+        const inv = open[rnd(open.length)] as (typeof invites)[number]
+        await by.agent.com.atproto.repo.createRecord({
+          repo: by.did,
+          collection: 'pub.chive.collaboration.inviteAcceptance',
+          record: { $type: 'pub.chive.collaboration.inviteAcceptance', invite: { uri: inv.uri, cid: inv.cid }, subject: inv.subject, createdAt: now() },
+        })
+      }
+    }
+    // The stream ends on an invite, which every consumer (the baseline's filter too) hands over.
+    const [by, to] = chive as [Account, Account]
+    const node = await by.agent.com.atproto.repo.createRecord({ repo: by.did, collection: 'pub.chive.graph.node', record: { $type: 'pub.chive.graph.node', title: 'last', createdAt: now() } })
+    await by.agent.com.atproto.repo.createRecord({
+      repo: by.did,
+      collection: 'pub.chive.collaboration.invite',
+      record: { $type: 'pub.chive.collaboration.invite', subject: { uri: node.data.uri, cid: node.data.cid }, invitee: to.did, createdAt: now() },
+    })
+  }
+  await Promise.all([fillerWrites(), chiveWrites()])
+  const end = await filler[0]?.agent.com.atproto.repo.createRecord({ repo: filler[0].did, collection: 'app.bsky.feed.like', record: { $type: 'app.bsky.feed.like', subject: posts[0], createdAt: now() } })
+  const pathOf = (uri: string | undefined) => uri?.split('/').slice(3).join('/')
+  const touches = (f: Uint8Array, path: string | undefined) => {
+    const e = decodeFrame(f)
+    return e.type === 'commit' && e.ops.some((op) => op.path === path)
+  }
+  const all = await captureFrames(ws, 0, (f) => touches(f, pathOf(end?.data.uri)), 60_000)
+  const window = all.slice(all.findIndex((f) => touches(f, pathOf(marker?.data.uri))) + 1, -1)
+  const isChive = (f: Uint8Array) => {
+    const e = decodeFrame(f)
+    return e.type === 'commit' && e.ops.some((op) => op.path.startsWith('pub.chive.'))
+  }
+  const chiveDids = new Set(chive.map((c) => c.did))
+  const ours = window.filter(isChive)
+  // Frames of Chive users that carry nothing of ours (#identity, #account) are left out: a
+  // tracked repo's events must not repeat.
+  const others = window.filter((f) => {
+    const e = decodeFrame(f)
+    const did = e.type === 'commit' ? e.repo : 'did' in e ? (e as { did: string }).did : undefined
+    return !isChive(f) && !(did && chiveDids.has(did))
+  })
+  // Account creation events of the filler accounts: a realistic sprinkle of #identity / #account.
+  const early = all.slice(0, all.findIndex((f) => touches(f, pathOf(marker?.data.uri)))).filter((f) => {
+    const e = decodeFrame(f)
+    return (e.type === 'identity' || e.type === 'account') && !chiveDids.has((e as { did: string }).did)
+  })
+  const cycle = [...others, ...early]
+  if (ours.length === 0 || cycle.length === 0) throw new Error('corpus capture found no frames')
+
+  const parsed = (f: Uint8Array) => [...decodeAll(f)] as [LexValue, Record<string, LexValue>]
+  const withSeq = ([header, body]: [LexValue, Record<string, LexValue>], seq: number) =>
+    new Uint8Array(Buffer.concat([encode(header), encode({ ...body, seq })]))
+  const oursParsed = ours.map(parsed)
+  const cycleParsed = cycle.map(parsed)
+  const count = opts.frames
+  const chiveFrames = Math.max(1, Math.min(count, Math.round(count * share)))
+  const every = count / chiveFrames
+  // Chive commits at evenly spaced positions; the last position gets the last captured commit.
+  const slots = new Map<number, number>()
+  const offset = oursParsed.length - 1 - ((chiveFrames - 1) % oursParsed.length)
+  for (let k = 0; k < chiveFrames; k++) slots.set(Math.round((k + 1) * every) - 1, (k + offset) % oursParsed.length)
+  const frames: Uint8Array[] = []
+  const mix: Record<string, number> = {}
+  let c = 0
+  for (let i = 0; i < count; i++) {
+    const slot = slots.get(i)
+    const src = slot !== undefined ? oursParsed[slot] : cycleParsed[c++ % cycleParsed.length]
+    const frame = withSeq(src as [LexValue, Record<string, LexValue>], firstSeq + i)
+    frames.push(frame)
+    const e = decodeFrame(frame)
+    const kind = e.type === 'commit' ? (e.ops.length === 1 ? (e.ops[0]?.path.split('/')[0] ?? 'commit') : 'multi-op commit') : `#${e.type}`
+    mix[kind] = (mix[kind] ?? 0) + 1
+  }
+  const last = decodeFrame(frames[frames.length - 1] as Uint8Array)
+  if (last.type !== 'commit' || !last.ops.some((op) => op.path.startsWith('pub.chive.collaboration.'))) throw new Error('the last frame is not an invite commit')
+  return {
+    frames,
+    lastSeq: firstSeq + count - 1,
+    avgBytes: frames.reduce((n, f) => n + f.length, 0) / frames.length,
+    chiveFrames: frames.filter(isChive).length,
+    mix,
+  }
+}
