@@ -75,10 +75,6 @@ const bump = (counts: Record<string, number>, key: string): void => {
 
 type VerifiedCommit = Awaited<ReturnType<typeof verifyCommitOps>>
 
-// Effects a reader can see. Bookkeeping (chain positions, identity requeues) rides along with the
-// next batch instead of forcing a commit of its own.
-const isVisible = (e: Effect): boolean => e.kind !== 'repo' && e.kind !== 'identity'
-
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
 /**
@@ -187,13 +183,21 @@ export class Indexer {
         (this.lastSeq !== this.committedSeq || idleMs >= 5 * this.opts.cursorIntervalMs)
       // Relevant effects are committed as soon as the backlog is drained (freshness), and in
       // batches while it is not (throughput).
-      const visible = this.pending.length > 0 && this.pending.some(isVisible)
+      const visible = this.pending.length > 0 && this.pending.some(this.isVisible)
       if ((visible && relay.buffered === 0) || this.pending.length >= this.opts.maxBatch || due) {
         await this.flush(Infinity, due)
       }
     }
     await this.flush(5_000)
   }
+
+  /**
+   * Effects a reader can see. Bookkeeping (chain positions, identity requeues) and the account
+   * status of repos that never held our records (served queries look only at inviters and
+   * acceptance authors; moderators' audit can wait) ride along with the next batch.
+   */
+  private readonly isVisible = (e: Effect): boolean =>
+    e.kind !== 'repo' && e.kind !== 'identity' && (e.kind !== 'account' || this.repos.has(e.did))
 
   snapshotStatus(): IndexerStatus {
     const r = this.relay?.status
