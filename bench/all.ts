@@ -1,0 +1,80 @@
+/**
+ * `npm run bench`: the ingest, freshness and API benchmarks one after another (each in a process
+ * of its own, printing its own tables), then one table of the figures against the goals.
+ * Arguments are passed to none of them: each runs at its default size.
+ */
+import { spawn } from 'node:child_process'
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+
+interface Span {
+  p50: number
+  p99: number
+}
+interface Load {
+  rps: number
+  p50: number
+  p99: number
+  failed: number
+}
+interface Figures {
+  ingest: {
+    frames: number
+    avgBytes: number
+    chiveShare: number
+    wsOnly: number
+    indexer: number
+    service: number
+    serviceRssMb: number
+    baselineDefault: number
+    baselineNoIdentity: number
+    verifyMs: number
+  }
+  freshness: Record<'stream' | 'proof', Record<'total' | 'write' | 'toFirehose' | 'fromFirehose', Span>>
+  api: Record<'inbox' | 'collaborators' | 'chive', Load>
+  connections: number
+}
+
+const dir = mkdtempSync(path.join(os.tmpdir(), 'bench-'))
+const run = (script: string): Promise<Record<string, unknown>> =>
+  new Promise((resolve, reject) => {
+    const out = path.join(dir, `${path.basename(script, '.ts')}.json`)
+    console.log(`\n== ${script}`)
+    const child = spawn(process.execPath, [script], { stdio: 'inherit', env: { ...process.env, BENCH_JSON: out } })
+    child.once('exit', (code) => {
+      if (code !== 0) return reject(new Error(`${script} exited ${code}`))
+      resolve(JSON.parse(readFileSync(out, 'utf8')) as Record<string, unknown>)
+    })
+  })
+
+const figures = { ...(await run('bench/ingest.ts')), ...(await run('bench/freshness.ts')), ...(await run('bench/api.ts')) } as unknown as Figures
+rmSync(dir, { recursive: true, force: true })
+
+const n = (x: number) => Math.round(x).toLocaleString('en-US')
+const ms = (x: number) => x.toFixed(1)
+const mark = (ok: boolean) => (ok ? 'met' : 'not met')
+const { ingest, freshness, api } = figures
+const rows: [string, string, string, string][] = [
+  ['ingest, this indexer (verified, committed), frames/s', '≥ 50,000', n(ingest.indexer), mark(ingest.indexer >= 50_000)],
+  ['ingest, the service as `npm start` runs it, frames/s', '', n(ingest.service), ''],
+  ['ingest, ratio to @atproto/sync with its defaults', '≥ 5x', `${(ingest.indexer / ingest.baselineDefault).toFixed(1)}x`, mark(ingest.indexer / ingest.baselineDefault >= 5)],
+  ['ingest, ratio to @atproto/sync without handle lookups', '', `${(ingest.indexer / ingest.baselineNoIdentity).toFixed(1)}x`, ''],
+  ['ingest, a `ws` client that only counts frames, frames/s', '', n(ingest.wsOnly), ''],
+  ['relevant-commit verification, ms', '≤ 1.5', ingest.verifyMs.toFixed(2), mark(ingest.verifyMs <= 1.5)],
+  ['service RSS while ingesting at full speed, MB', '≤ 200', n(ingest.serviceRssMb), mark(ingest.serviceRssMb <= 200)],
+  ['freshness, written -> listed, p50 ms', '≤ 30', ms(freshness.stream.total.p50), mark(freshness.stream.total.p50 <= 30)],
+  ['freshness, written -> listed, p99 ms', '≤ 100', ms(freshness.stream.total.p99), mark(freshness.stream.total.p99 <= 100)],
+  ['freshness, of which on the firehose -> listed, p50 / p99 ms', '', `${ms(freshness.stream.fromFirehose.p50)} / ${ms(freshness.stream.fromFirehose.p99)}`, ''],
+  ['freshness, subject proven by getRecord, p50 / p99 ms', '', `${ms(freshness.proof.total.p50)} / ${ms(freshness.proof.total.p99)}`, ''],
+  ['API inbox (listInvites, pending, auth), req/s', '≥ 3,000', n(api.inbox.rps), mark(api.inbox.rps >= 3000)],
+  ['API inbox, p99 ms', '≤ 10', String(api.inbox.p99), mark(api.inbox.p99 <= 10)],
+  ['API listCollaborators, req/s', '≥ 3,000', n(api.collaborators.rps), mark(api.collaborators.rps >= 3000)],
+  ['API listCollaborators, p99 ms', '≤ 10', String(api.collaborators.p99), mark(api.collaborators.p99 <= 10)],
+  ["Chive's own inbox strategy on the same data, req/s / p99 ms", '', `${n(api.chive.rps)} / ${api.chive.p99}`, ''],
+]
+console.log(`\n== summary (${os.cpus().length} cores, ${os.cpus()[0]?.model ?? 'unknown CPU'}, Node ${process.version})`)
+console.log(`stream: ${n(ingest.frames)} frames, avg ${n(ingest.avgBytes)} B, ${(ingest.chiveShare * 100).toFixed(2)}% Chive commits; API: 1,000,000 invites, ${figures.connections} connections`)
+console.log('| measure | goal | measured | |')
+console.log('|---|---|---|---|')
+for (const r of rows) console.log(`| ${r.join(' | ')} |`)
