@@ -60,7 +60,7 @@ export class RelaySubscription {
   private lastFrameAt = 0
 
   constructor(opts: RelayOptions) {
-    this.opts = { highWater: 2000, lowWater: 200, heartbeatMs: 30_000, idleTimeoutMs: 120_000, maxBackoffMs: 30_000, ...opts }
+    this.opts = { highWater: 500, lowWater: 100, heartbeatMs: 30_000, idleTimeoutMs: 120_000, maxBackoffMs: 30_000, ...opts }
   }
 
   start(): void {
