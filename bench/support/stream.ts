@@ -42,7 +42,7 @@ const wsMessage = (payload: Uint8Array): Buffer => {
  * framed once, up front, and written to the socket in 1 MB chunks: the relay must not be what
  * is measured.
  */
-export const serveFrames = async (frames: readonly Uint8Array[]) => {
+export const serveFrames = async (frames: readonly Uint8Array[], onConnection?: () => void) => {
   const chunks: Buffer[] = []
   for (let i = 0; i < frames.length; ) {
     const batch: Buffer[] = []
@@ -57,6 +57,7 @@ export const serveFrames = async (frames: readonly Uint8Array[]) => {
   const wss = new WebSocketServer({ host: '127.0.0.1', port: 0, path: '/xrpc/com.atproto.sync.subscribeRepos' })
   await new Promise<void>((r) => wss.once('listening', () => r()))
   wss.on('connection', (ws) => {
+    onConnection?.()
     const socket = (ws as unknown as { _socket: import('node:net').Socket })._socket
     let i = 0
     const pump = () => {
@@ -95,12 +96,24 @@ export const spawnRelay = async (frames: readonly Uint8Array[]) => {
   }
   writeFileSync(file, Buffer.concat(chunks))
   const child = spawn(process.execPath, [new URL('./relay-process.ts', import.meta.url).pathname, file], { stdio: ['ignore', 'pipe', 'inherit'] })
+  // The relay prints its URL, then a line as each subscriber connects.
+  let connectedAt: number | null = null
+  let onConnect: (at: number) => void = () => {}
   const url = await new Promise<string>((resolve, reject) => {
-    child.stdout.once('data', (d: Buffer) => resolve(d.toString().trim()))
+    let url: string | null = null
+    child.stdout.on('data', (d: Buffer) => {
+      for (const line of d.toString().split('\n').filter(Boolean)) {
+        if (url === null) resolve((url = line.trim()))
+        else if (line.startsWith('connected') && connectedAt === null) onConnect((connectedAt = performance.now()))
+      }
+    })
     child.once('exit', (code) => reject(new Error(`relay process exited ${code}`)))
   })
   return {
     url,
+    /** When the first subscriber connected (its first frame is on the way): where timing starts. */
+    firstConnection: (): Promise<number> =>
+      connectedAt !== null ? Promise.resolve(connectedAt) : new Promise<number>((r) => (onConnect = r)),
     close: async () => {
       child.kill('SIGTERM')
       await new Promise((r) => child.once('exit', r))

@@ -88,6 +88,9 @@ export class Indexer {
   private readonly keys: SigningKeys
   private relay: RelaySubscription | null = null
   private pending: Effect[] = []
+  /** How much of `pending` has been looked at, and whether a reader could see any of it. */
+  private scanned = 0
+  private visible = false
   /** Chain positions of tracked repos (those that have held an invite or acceptance). */
   private repos = new Map<string, RepoState>()
   private lastSeq: number | null = null
@@ -128,6 +131,8 @@ export class Indexer {
     // Restartable: a replica that regains leadership resumes from the committed cursor.
     this.stopping = false
     this.pending = []
+    this.scanned = 0
+    this.visible = false
     this.lastCommitAt = 0
     const stored = await readCursor(this.opts.pool, this.opts.relayUrl)
     this.repos = await loadRepoStates(this.opts.pool)
@@ -183,7 +188,9 @@ export class Indexer {
         (this.lastSeq !== this.committedSeq || idleMs >= 5 * this.opts.cursorIntervalMs)
       // Relevant effects are committed as soon as the backlog is drained (freshness), and in
       // batches while it is not (throughput).
-      const visible = this.pending.length > 0 && this.pending.some(this.isVisible)
+      // Only effects added since the last look are checked: bookkeeping can pile up between commits.
+      for (; this.scanned < this.pending.length; this.scanned++) if (this.isVisible(this.pending[this.scanned] as Effect)) this.visible = true
+      const visible = this.visible
       if ((visible && relay.buffered === 0) || this.pending.length >= this.opts.maxBatch || due) {
         await this.flush(Infinity, due)
       }
@@ -241,6 +248,8 @@ export class Indexer {
       }
     }
     this.pending = []
+    this.scanned = 0
+    this.visible = false
     this.committedSeq = seq
     this.lastCommitAt = Date.now()
   }
