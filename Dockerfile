@@ -22,4 +22,4 @@ HEALTHCHECK --interval=10s --timeout=3s --start-period=30s --retries=3 \
   CMD node -e "fetch('http://127.0.0.1:'+process.env.PORT+'/xrpc/_health').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"
 # Node 24 runs the TypeScript sources directly (type stripping): no build step, no dev tooling.
 # The same command as `npm start` (see the README's Performance section for the flag).
-CMD ["node", "--max-semi-space-size=8", "src/start.mjs"]
+CMD ["node", "--max-semi-space-size=4", "src/start.mjs"]
