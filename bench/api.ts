@@ -9,7 +9,7 @@
 import { writeFileSync } from 'node:fs'
 import autocannon from 'autocannon'
 import Fastify from 'fastify'
-import { AtpAgent } from '@atproto/api'
+import { createAccount } from './support/corpus.ts'
 import { chiveListInvites, generateInvites } from '../src/db/bench-data.ts'
 import { createPool } from '../src/db/pool.ts'
 import { startLocalNetwork } from '../tests/support/network.ts'
@@ -26,9 +26,7 @@ const LXM = 'pub.chive.collaboration.listInvites'
 
 const db = await testPostgres()
 const net = await startLocalNetwork()
-const agent = new AtpAgent({ service: net.pdsUrl })
-const handle = `me${Date.now() % 1e6}.test`
-const me = (await agent.createAccount({ handle, email: `${handle}@example.com`, password: 'password' })).data.did
+const { agent, did: me } = await createAccount(net.pdsUrl, 'me')
 const schema = `bench_api_${Date.now()}`
 const env = {
   DATABASE_URL: db.url,

@@ -3,7 +3,7 @@
  * synced by verified getRepo snapshots at several per-host concurrencies.
  * Usage: npm run bench:backfill [-- REPOS INVITES]
  */
-import { AtpAgent } from '@atproto/api'
+import { createAccount } from './support/corpus.ts'
 import { migrate } from '../src/db/migrate.ts'
 import { createPool } from '../src/db/pool.ts'
 import { backfillProgress, createDidRun } from '../src/db/backfill.ts'
@@ -21,12 +21,9 @@ const log = createLogger('silent')
 const db = await testPostgres()
 const net = await startLocalNetwork()
 const dids: string[] = []
-const invitee = new AtpAgent({ service: net.pdsUrl })
-const inviteeDid = (await invitee.createAccount({ handle: `bee${Date.now() % 1e6}.test`, email: 'bee@example.com', password: 'password' })).data.did
+const { did: inviteeDid } = await createAccount(net.pdsUrl, 'bee')
 for (let r = 0; r < REPOS; r++) {
-  const agent = new AtpAgent({ service: net.pdsUrl })
-  const handle = `bf${r}x${Date.now() % 1e6}.test`
-  const did = (await agent.createAccount({ handle, email: `${handle}@example.com`, password: 'password' })).data.did
+  const { agent, did } = await createAccount(net.pdsUrl, `bf${r}x`)
   dids.push(did)
   const writes = []
   for (let i = 0; i < INVITES; i++) {

@@ -9,12 +9,12 @@
  */
 import { writeFileSync } from 'node:fs'
 import { WebSocket } from 'ws'
-import { AtpAgent } from '@atproto/api'
 import { normaliseRelayUrl } from '../src/config.ts'
 import { decodeFrame } from '../src/ingest/frame.ts'
 import { startLocalNetwork } from '../tests/support/network.ts'
 import { runService } from '../tests/support/service-process.ts'
 import { testPostgres } from '../tests/support/postgres.ts'
+import { createAccount } from './support/corpus.ts'
 import { percentile } from './support/stats.ts'
 
 const N = Number(process.argv[2] ?? 50)
@@ -25,14 +25,8 @@ const db = await testPostgres()
 // A relay pushes each event as it comes; the dev-env PDS polls for them. A 2 ms cap keeps that
 // poll from being what is measured.
 const net = await startLocalNetwork({ sequencerIdleMs: 2 })
-const account = async (name: string) => {
-  const agent = new AtpAgent({ service: net.pdsUrl })
-  const handle = `${name}${Math.floor(Math.random() * 1e6)}.test`
-  const res = await agent.createAccount({ handle, email: `${handle}@example.com`, password: 'password' })
-  return { agent, did: res.data.did }
-}
-const inviter = await account('inv')
-const invitee = await account('ee')
+const inviter = await createAccount(net.pdsUrl, 'inv')
+const invitee = await createAccount(net.pdsUrl, 'ee')
 const create = async (collection: string, record: Record<string, unknown>) =>
   (await inviter.agent.com.atproto.repo.createRecord({ repo: inviter.did, collection, record: { $type: collection, ...record } })).data
 

@@ -14,7 +14,7 @@ import { decodeAll, encode } from '@atproto/lex-cbor'
 import type { LexValue } from '@atproto/lex-data'
 import { normaliseRelayUrl } from '../../src/config.ts'
 import { decodeFrame } from '../../src/ingest/frame.ts'
-import { captureFrames } from '../../tests/support/replay-relay.ts'
+import { captureFrames, touches } from '../../tests/support/replay-relay.ts'
 
 export interface CorpusOptions {
   frames: number
@@ -51,7 +51,7 @@ const sentence = (min: number, max: number) => {
 }
 const now = () => new Date().toISOString()
 
-type Account = { agent: AtpAgent; did: string }
+export type Account = { agent: AtpAgent; did: string }
 
 /** A Bluesky-like record of a weighted random collection (likes dominate, as on the network). */
 /** A strongRef to some other post (the PDS folds repeated likes or reposts of one post into one). */
@@ -86,7 +86,8 @@ const blueskyRecord = (posts: readonly { uri: string; cid: string }[]): { collec
   return { collection: 'app.bsky.feed.post', value: post }
 }
 
-const account = async (pdsUrl: string, name: string): Promise<Account> => {
+/** A fresh account on the local PDS (its DID document in the local PLC). */
+export const createAccount = async (pdsUrl: string, name: string): Promise<Account> => {
   const agent = new AtpAgent({ service: pdsUrl })
   const handle = `${name}${rnd(1e6)}.test`
   const did = (await agent.createAccount({ handle, email: `${handle}@example.com`, password: 'password' })).data.did
@@ -97,7 +98,7 @@ export const buildCorpus = async (pdsUrl: string, opts: CorpusOptions): Promise<
   const share = opts.chiveShare ?? 0.002
   const firstSeq = opts.firstSeq ?? 1_000_000
   const ws = normaliseRelayUrl(pdsUrl)
-  const filler = await Promise.all(Array.from({ length: opts.fillerAccounts ?? 8 }, (_, i) => account(pdsUrl, `bsky${i}`)))
+  const filler = await Promise.all(Array.from({ length: opts.fillerAccounts ?? 8 }, (_, i) => createAccount(pdsUrl, `bsky${i}`)))
   const posts: { uri: string; cid: string }[] = []
   // Big repos first (these commits are not captured): real repos hold thousands of records.
   for (const u of filler) {
@@ -113,7 +114,7 @@ export const buildCorpus = async (pdsUrl: string, opts: CorpusOptions): Promise<
       }
     }
   }
-  const chive = await Promise.all(Array.from({ length: 4 }, (_, i) => account(pdsUrl, `chive${i}`)))
+  const chive = await Promise.all(Array.from({ length: 4 }, (_, i) => createAccount(pdsUrl, `chive${i}`)))
   const marker = await filler[0]?.agent.com.atproto.repo.createRecord({ repo: filler[0].did, collection: 'app.bsky.feed.like', record: { $type: 'app.bsky.feed.like', subject: posts[0], createdAt: now() } })
   // The captured window: single-record commits, as most of the network's are.
   const fillerWrites = async () => {
@@ -165,39 +166,32 @@ export const buildCorpus = async (pdsUrl: string, opts: CorpusOptions): Promise<
   }
   await Promise.all([fillerWrites(), chiveWrites()])
   const end = await filler[0]?.agent.com.atproto.repo.createRecord({ repo: filler[0].did, collection: 'app.bsky.feed.like', record: { $type: 'app.bsky.feed.like', subject: posts[0], createdAt: now() } })
-  const pathOf = (uri: string | undefined) => uri?.split('/').slice(3).join('/')
-  const touches = (f: Uint8Array, path: string | undefined) => {
-    const e = decodeFrame(f)
-    return e.type === 'commit' && e.ops.some((op) => op.path === path)
-  }
-  const all = await captureFrames(ws, 0, (f) => touches(f, pathOf(end?.data.uri)), 60_000)
-  const window = all.slice(all.findIndex((f) => touches(f, pathOf(marker?.data.uri))) + 1, -1)
-  const isChive = (f: Uint8Array) => {
-    const e = decodeFrame(f)
-    return e.type === 'commit' && e.ops.some((op) => op.path.startsWith('pub.chive.'))
-  }
+  const pathOf = (uri: string | undefined) => uri?.split('/').slice(3).join('/') ?? ''
+  const all = await captureFrames(ws, 0, touches(pathOf(end?.data.uri)), 60_000)
+  const start = all.findIndex(touches(pathOf(marker?.data.uri)))
   const chiveDids = new Set(chive.map((c) => c.did))
-  const ours = window.filter(isChive)
+  // Each captured frame decoded once, with what the stream assembly needs of it.
+  const described = all.map((frame) => {
+    const e = decodeFrame(frame)
+    const did = e.type === 'commit' ? e.repo : 'did' in e ? e.did : undefined
+    const kind = e.type === 'commit' ? (e.ops.length === 1 ? (e.ops[0]?.path.split('/')[0] ?? 'commit') : 'multi-op commit') : `#${e.type}`
+    const chive = e.type === 'commit' && e.ops.some((op) => op.path.startsWith('pub.chive.'))
+    return { frame, kind, chive, ofChiveUser: did !== undefined && chiveDids.has(did), accountEvent: e.type === 'identity' || e.type === 'account' }
+  })
+  const window = described.slice(start + 1, -1)
+  const ours = window.filter((d) => d.chive)
   // Frames of Chive users that carry nothing of ours (#identity, #account) are left out: a
-  // tracked repo's events must not repeat.
-  const others = window.filter((f) => {
-    const e = decodeFrame(f)
-    const did = e.type === 'commit' ? e.repo : 'did' in e ? (e as { did: string }).did : undefined
-    return !isChive(f) && !(did && chiveDids.has(did))
-  })
-  // Account creation events of the filler accounts: a realistic sprinkle of #identity / #account.
-  const early = all.slice(0, all.findIndex((f) => touches(f, pathOf(marker?.data.uri)))).filter((f) => {
-    const e = decodeFrame(f)
-    return (e.type === 'identity' || e.type === 'account') && !chiveDids.has((e as { did: string }).did)
-  })
-  const cycle = [...others, ...early]
+  // tracked repo's events must not repeat. The filler accounts' creation events are a realistic
+  // sprinkle of #identity / #account.
+  const cycle = [
+    ...window.filter((d) => !d.chive && !d.ofChiveUser),
+    ...described.slice(0, start).filter((d) => d.accountEvent && !d.ofChiveUser),
+  ]
   if (ours.length === 0 || cycle.length === 0) throw new Error('corpus capture found no frames')
 
-  const parsed = (f: Uint8Array) => [...decodeAll(f)] as [LexValue, Record<string, LexValue>]
-  const withSeq = ([header, body]: [LexValue, Record<string, LexValue>], seq: number) =>
-    new Uint8Array(Buffer.concat([encode(header), encode({ ...body, seq })]))
-  const oursParsed = ours.map(parsed)
-  const cycleParsed = cycle.map(parsed)
+  const parse = (d: (typeof described)[number]) => ({ kind: d.kind, parts: [...decodeAll(d.frame)] as [LexValue, Record<string, LexValue>] })
+  const oursParsed = ours.map(parse)
+  const cycleParsed = cycle.map(parse)
   const count = opts.frames
   const chiveFrames = Math.max(1, Math.min(count, Math.round(count * share)))
   const every = count / chiveFrames
@@ -210,12 +204,10 @@ export const buildCorpus = async (pdsUrl: string, opts: CorpusOptions): Promise<
   let c = 0
   for (let i = 0; i < count; i++) {
     const slot = slots.get(i)
-    const src = slot !== undefined ? oursParsed[slot] : cycleParsed[c++ % cycleParsed.length]
-    const frame = withSeq(src as [LexValue, Record<string, LexValue>], firstSeq + i)
-    frames.push(frame)
-    const e = decodeFrame(frame)
-    const kind = e.type === 'commit' ? (e.ops.length === 1 ? (e.ops[0]?.path.split('/')[0] ?? 'commit') : 'multi-op commit') : `#${e.type}`
-    mix[kind] = (mix[kind] ?? 0) + 1
+    const src = (slot !== undefined ? oursParsed[slot] : cycleParsed[c++ % cycleParsed.length]) as ReturnType<typeof parse>
+    const [header, body] = src.parts
+    frames.push(new Uint8Array(Buffer.concat([encode(header), encode({ ...body, seq: firstSeq + i })])))
+    mix[src.kind] = (mix[src.kind] ?? 0) + 1
   }
   const last = decodeFrame(frames[frames.length - 1] as Uint8Array)
   if (last.type !== 'commit' || !last.ops.some((op) => op.path.startsWith('pub.chive.collaboration.'))) throw new Error('the last frame is not an invite commit')
@@ -223,7 +215,7 @@ export const buildCorpus = async (pdsUrl: string, opts: CorpusOptions): Promise<
     frames,
     lastSeq: firstSeq + count - 1,
     avgBytes: frames.reduce((n, f) => n + f.length, 0) / frames.length,
-    chiveFrames: frames.filter(isChive).length,
+    chiveFrames: slots.size,
     mix,
   }
 }

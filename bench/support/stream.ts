@@ -1,25 +1,4 @@
 import { WebSocketServer } from 'ws'
-import { decodeAll, encode } from '@atproto/lex-cbor'
-import type { LexValue } from '@atproto/lex-data'
-
-/**
- * A synthetic relay stream of `count` frames, cycled from real captured commit frames with
- * fresh, increasing seqs. The last frame is `last` (also re-sequenced), so a consumer that has
- * processed it has processed everything.
- */
-export const synthesize = (commits: readonly Uint8Array[], last: Uint8Array, count: number, firstSeq = 1_000_000): Uint8Array[] => {
-  const parsed = commits.map((f) => [...decodeAll(f)] as [LexValue, Record<string, LexValue>])
-  const out: Uint8Array[] = []
-  const withSeq = (header: LexValue, body: Record<string, LexValue>, seq: number) =>
-    new Uint8Array(Buffer.concat([encode(header), encode({ ...body, seq })]))
-  for (let i = 0; i < count - 1; i++) {
-    const [header, body] = parsed[i % parsed.length] as [LexValue, Record<string, LexValue>]
-    out.push(withSeq(header, body, firstSeq + i))
-  }
-  const [h, b] = [...decodeAll(last)] as [LexValue, Record<string, LexValue>]
-  out.push(withSeq(h, b, firstSeq + count - 1))
-  return out
-}
 
 /** One unmasked binary WebSocket message (server to client) carrying `payload`. */
 const wsMessage = (payload: Uint8Array): Buffer => {
