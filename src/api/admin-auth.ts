@@ -28,9 +28,13 @@ export class FailureLimiter {
   fail(key: string, now = Date.now()): void {
     const entry = this.failures.get(key)
     if (!entry || entry.resetAt <= now) {
-      // Bounded memory under a spray of addresses: expired windows go first.
+      // Bounded memory under a spray of addresses: expired windows go first, then the oldest.
       if (this.failures.size >= 10_000) {
         for (const [k, e] of this.failures) if (e.resetAt <= now) this.failures.delete(k)
+        for (const k of this.failures.keys()) {
+          if (this.failures.size < 10_000) break
+          this.failures.delete(k)
+        }
       }
       this.failures.set(key, { count: 1, resetAt: now + this.windowMs })
     } else {

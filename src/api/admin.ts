@@ -5,6 +5,7 @@ import { currentLag, ingestHistory } from '../db/firehose.ts'
 import { inviteExists, inviterVolume, listBlocks, listRejections, setMeasure } from '../db/moderation.ts'
 import { listInvites, type InviteRow, type InviteState } from '../db/queries.ts'
 import { queueStats } from '../db/verification.ts'
+import { backfillProgress } from '../db/backfill.ts'
 import type { ApiContext } from './context.ts'
 import { decodeCursor, encodeCursor } from './cursor.ts'
 import { invalidRequest, notFound } from './errors.ts'
@@ -125,12 +126,14 @@ const sum = (record: Record<string, number>): number => Object.values(record).re
 
 /** The ingester's health as the last status commit left it, with the last hour per minute. */
 export const firehoseStatus = async (ctx: ApiContext) => {
-  const [state, queue, lag, history] = await Promise.all([
+  const [state, queue, lag, history, backfill] = await Promise.all([
     readRelayState(ctx.pool, ctx.relayUrl),
     queueStats(ctx.pool),
     currentLag(ctx.pool, ctx.relayUrl),
     ingestHistory(ctx.pool, ctx.relayUrl, 60),
+    backfillProgress(ctx.pool),
   ])
+  const active = backfill.runs.filter((r) => r.status !== 'done')
   const s = (typeof state.status === 'object' && state.status !== null ? state.status : {}) as Record<string, unknown>
   const num = (v: unknown) => (typeof v === 'number' ? v : undefined)
   const str = (v: unknown) => (typeof v === 'string' && v !== '' ? v : undefined)
@@ -159,7 +162,12 @@ export const firehoseStatus = async (ctx: ApiContext) => {
       depth: queue.depth,
       oldestAgeSeconds: queue.oldestAgeSeconds === null ? undefined : Math.round(queue.oldestAgeSeconds),
     }),
-    // Backfill does not exist yet, so there is no backfill queue to report.
+    backfill: {
+      pendingRepos: backfill.resync.pending + active.reduce((n, r) => n + r.repos.pending, 0),
+      failedRepos: backfill.resync.failed + active.reduce((n, r) => n + r.repos.failed, 0),
+      desynchronized: backfill.resync.desynchronized,
+      activeRuns: active.length,
+    },
     history: history.map((p) =>
       defined({
         minute: p.minute.toISOString(),

@@ -101,15 +101,18 @@ export const auditRejection = async (client: PoolClient, r: Rejection): Promise<
  */
 export const auditAccount = (client: PoolClient, a: AccountStatus) =>
   client.query(
-    `WITH purged AS (UPDATE audit_event SET message = NULL WHERE $4 AND repo = $1 AND message IS NOT NULL)
-     INSERT INTO audit_event (subject, event, reason, seq)
+    `INSERT INTO audit_event (subject, event, reason, seq)
      SELECT $1, 'account', $2, $3
      WHERE coalesce((SELECT CASE WHEN active THEN 'active' ELSE coalesce(status, 'inactive') END FROM account WHERE did = $1),
                     'active') <> $2
        AND (EXISTS (SELECT 1 FROM invite WHERE inviter = $1) OR EXISTS (SELECT 1 FROM invite WHERE invitee = $1)
             OR EXISTS (SELECT 1 FROM acceptance WHERE author = $1))`,
-    [a.did, a.active ? 'active' : (a.status ?? 'inactive'), a.seq, !a.active && a.status === 'deleted'],
+    [a.did, a.active ? 'active' : (a.status ?? 'inactive'), a.seq],
   )
+
+/** A deleted account's words go from the history of everything it wrote. */
+export const purgeAccountMessages = (client: PoolClient, did: string) =>
+  client.query('UPDATE audit_event SET message = NULL WHERE repo = $1 AND message IS NOT NULL', [did])
 
 /** Verification outcomes of the invites whose state just changed. */
 export const auditVerification = async (

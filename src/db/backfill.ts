@@ -80,16 +80,18 @@ export const finishDiscovery = (pool: Pool, runId: number) =>
   pool.query(`UPDATE backfill_run SET status = 'syncing', discovered_at = now() WHERE id = $1`, [runId])
 
 /** Closes runs whose repos are all done or failed, and starts the full runs they owe. */
-export const closeFinishedRuns = async (pool: Pool): Promise<number[]> => {
-  const res = await pool.query<{ id: number; followup_reason: string | null }>(
-    `UPDATE backfill_run r SET status = 'done', finished_at = now()
-     WHERE r.status = 'syncing'
-       AND NOT EXISTS (SELECT 1 FROM repo_sync s WHERE s.run_id = r.id AND s.status = 'pending')
-     RETURNING r.id, r.followup_reason`,
-  )
-  for (const row of res.rows) if (row.followup_reason) await requestFullBackfill(pool, row.followup_reason)
-  return res.rows.map((r) => r.id)
-}
+export const closeFinishedRuns = (pool: Pool): Promise<number[]> =>
+  // One transaction: a crash between closing a run and starting the one it owes loses neither.
+  inTransaction(pool, async (client) => {
+    const res = await client.query<{ id: number; followup_reason: string | null }>(
+      `UPDATE backfill_run r SET status = 'done', finished_at = now()
+       WHERE r.status = 'syncing'
+         AND NOT EXISTS (SELECT 1 FROM repo_sync s WHERE s.run_id = r.id AND s.status = 'pending')
+       RETURNING r.id, r.followup_reason`,
+    )
+    for (const row of res.rows) if (row.followup_reason) await requestFullBackfill(client, row.followup_reason)
+    return res.rows.map((r) => r.id)
+  })
 
 /** Marks a repo out of sync with us and queues a resync of it. */
 export const requestResync = async (db: Db, did: string, reason: string): Promise<void> => {
@@ -100,7 +102,9 @@ export const requestResync = async (db: Db, did: string, reason: string): Promis
   await db.query(
     `INSERT INTO repo_sync (did, reason) VALUES ($1, $2)
      ON CONFLICT (did) DO UPDATE SET reason = excluded.reason, status = 'pending', attempts = 0,
-       next_attempt_at = now(), last_error = NULL, requested_at = now(), finished_at = NULL`,
+       next_attempt_at = now(), last_error = NULL, requested_at = now(), finished_at = NULL
+     -- A sync already queued or under way keeps its lease, attempts and backoff.
+     WHERE repo_sync.status <> 'pending'`,
     [did, `resync: ${reason}`],
   )
 }

@@ -3,7 +3,7 @@ import { inTransaction } from './transaction.ts'
 import { INVITE_NSID, type Effect, type InviteWrite, type AcceptanceWrite, type RecordDelete, type Rejection, type AccountStatus, type SubjectWrite } from './effects.ts'
 import { advanceRepoState, requestFullBackfill, requestResync } from './backfill.ts'
 import { settleInviteVerification, applySubjectToInvites, requeueStalledProofs } from './verification.ts'
-import { auditAccount, auditDelete, auditRejection, auditWrite } from './audit.ts'
+import { auditAccount, auditDelete, auditRejection, auditWrite, purgeAccountMessages } from './audit.ts'
 
 /** Outcome counts of one committed batch, for metrics and logs. */
 export interface BatchResult {
@@ -175,6 +175,7 @@ const applyAccount = async (client: PoolClient, a: AccountStatus): Promise<boole
     [a.did, a.active, a.status ?? null, a.seq],
   )
   if (a.status === 'deleted') {
+    await purgeAccountMessages(client, a.did)
     await client.query('DELETE FROM invite WHERE inviter = $1', [a.did])
     await client.query('DELETE FROM acceptance WHERE author = $1', [a.did])
   }

@@ -1,5 +1,5 @@
 import type { Pool, PoolClient } from './pool.ts'
-import type { InviteWrite, SubjectWrite } from './effects.ts'
+import { CHIVE_PREFIX, type InviteWrite, type SubjectWrite } from './effects.ts'
 import { auditVerification } from './audit.ts'
 import { inTransaction } from './transaction.ts'
 
@@ -21,7 +21,7 @@ const setVerification = async (client: PoolClient, w: InviteWrite, d: Decision):
 
 /** What the verified stream already tells about an invite's subject, if enough. */
 const decideFromStream = async (client: PoolClient, w: InviteWrite): Promise<Decision | null> => {
-  if (!w.subjectCollection.startsWith('pub.chive.')) {
+  if (!w.subjectCollection.startsWith(CHIVE_PREFIX)) {
     return { state: 'not-chive-record', reason: `${w.subjectCollection} is not a Chive record` }
   }
   const res = await client.query<{ deleted: boolean; complete: boolean; seen: boolean }>(

@@ -90,12 +90,9 @@ CREATE TABLE rejection (
   rejected_at timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX rejection_uri ON rejection (uri);
--- One event rejecting one version of a record for one reason is one fact, however often replayed.
-CREATE UNIQUE INDEX rejection_fact ON rejection (uri, cid, rev, reason, seq) NULLS NOT DISTINCT;
 CREATE INDEX rejection_time ON rejection (rejected_at);
 
--- Accounts whose latest #account event says inactive (takendown, suspended, deactivated,
--- deleted, ...); an absent row means active.
+-- Latest #account status per DID; an absent row means active.
 CREATE TABLE account (
   did text PRIMARY KEY,
   active boolean NOT NULL,
