@@ -57,6 +57,8 @@ for (const perHost of [1, 2, 4, 8]) {
     concurrency: 8,
     perHost,
     ratePerHost: 10_000,
+    maxAttempts: 3,
+    backoffBaseMs: 1000,
     pollMs: 20,
   })
   const runId = await createDidRun(pool, dids, 'bench')

@@ -1,5 +1,6 @@
 import { IdResolver, MemoryCache, parseToAtprotoDocument } from '@atproto/identity'
 import { safeFetchWrap } from '@atproto-labs/fetch-node'
+import type { SigningKeys } from './ingest/commit.ts'
 
 export interface IdentityOptions {
   plcUrl: string
@@ -36,6 +37,11 @@ export const createProofFetch = (opts: { allowPrivateNetwork: boolean; timeoutMs
   })
 
 /** The DID a key or issuer refers to, without a `#fragment`. */
+/** Repos' signing keys as the commit checks ask for them, from the DID documents. */
+export const signingKeys = (idResolver: IdResolver): SigningKeys => ({
+  signingKey: (did, refresh) => idResolver.did.resolveAtprotoKey(did, refresh),
+})
+
 export const stripFragment = (did: string): string => {
   const hash = did.indexOf('#')
   return hash === -1 ? did : did.slice(0, hash)

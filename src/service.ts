@@ -88,9 +88,14 @@ export const startService = async (config: Config, log: Logger = createLogger(co
     transition = transition.then(() => ingest.stop())
   })
   let stopping = false
-  const campaign = async () => {
+  // One attempt at a time: a connection attempt can outlast the retry interval.
+  let attempt: Promise<void> | null = null
+  const campaign = () => (attempt ??= tryToLead().finally(() => (attempt = null)))
+  const tryToLead = async () => {
     await transition
     if (stopping || lock.held || !(await lock.tryAcquire())) return
+    // The service may have begun stopping while the lock was being taken.
+    if (stopping) return lock.release()
     log.info('leading: this replica ingests')
     transition = transition.then(async () => {
       try {
@@ -143,6 +148,7 @@ export const startService = async (config: Config, log: Logger = createLogger(co
       stopped ??= (async () => {
         stopping = true
         clearInterval(campaigner)
+        await attempt
         await transition
         await Promise.all([ingest.stop(), upkeep.stop()])
         await lock.release()

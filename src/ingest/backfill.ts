@@ -1,5 +1,5 @@
 import type { IdResolver } from '@atproto/identity'
-import { resolvePds } from '../identity.ts'
+import { resolvePds, signingKeys } from '../identity.ts'
 import type { Lexicons } from '@atproto/lexicon'
 import type { Logger } from '../log.ts'
 import type { Pool } from '../db/pool.ts'
@@ -24,6 +24,7 @@ import { KeyedLimiter, KeyedRateLimiter } from './limits.ts'
 import { snapshotRepo } from './repo-sync.ts'
 import { QueueWorker } from './queue-worker.ts'
 import { TransientError, type Fetch } from './subject.ts'
+import { bump } from './counts.ts'
 
 export interface BackfillOptions {
   pool: Pool
@@ -34,12 +35,12 @@ export interface BackfillOptions {
   fetch: Fetch
   /** Relay (or PDS) base URL for discovery, http(s)://. */
   discoveryUrl: string
-  concurrency?: number
-  perHost?: number
+  concurrency: number
+  perHost: number
   /** Requests per second to one PDS host. */
-  ratePerHost?: number
-  maxAttempts?: number
-  backoffBaseMs?: number
+  ratePerHost: number
+  maxAttempts: number
+  backoffBaseMs: number
   leaseMs?: number
   pollMs?: number
   /** Told after each repo is synced: its new chain position and how many of our records it held. */
@@ -70,17 +71,13 @@ export class Backfiller extends QueueWorker {
 
   constructor(opts: BackfillOptions) {
     super(opts.pollMs ?? 1000, opts.log)
+    // The rest comes from the configuration (see workers.ts), with its defaults.
     this.opts = {
-      concurrency: 4,
-      perHost: 2,
-      ratePerHost: 10,
-      maxAttempts: 5,
-      backoffBaseMs: 5000,
       leaseMs: 5 * 60_000,
       pollMs: 1000,
       ...opts,
     }
-    this.keys = { signingKey: (did, refresh) => this.opts.idResolver.did.resolveAtprotoKey(did, refresh) }
+    this.keys = signingKeys(this.opts.idResolver)
     this.hosts = new KeyedLimiter(this.opts.perHost)
     this.rates = new KeyedRateLimiter(this.opts.ratePerHost)
   }
@@ -152,7 +149,7 @@ export class Backfiller extends QueueWorker {
     } catch (err) {
       const transient = err instanceof TransientError ? err : new TransientError('internal-error', String(err))
       if (!(err instanceof TransientError)) log.error({ err, did: job.did }, 'repo sync failed unexpectedly')
-      this.status.retries[transient.reason] = (this.status.retries[transient.reason] ?? 0) + 1
+      bump(this.status.retries, transient.reason)
       if (transient.retryAfterMs !== undefined && host) this.rates.pause(host, transient.retryAfterMs)
       const base = this.opts.backoffBaseMs * 2 ** Math.min(job.attempts, 20)
       const delay = Math.max(Math.round(base / 2 + (Math.random() * base) / 2), transient.retryAfterMs ?? 0)

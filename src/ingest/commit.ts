@@ -26,22 +26,19 @@ export interface SignedRepo {
   mst: MST
 }
 
-/**
- * Opens a CAR that carries a signed commit of `did`'s repo: every block matches its CID, the
- * root is a commit of this repo, and its signature verifies against the repo's key (refreshed
- * once, in case it rotated). Proof paths in the MST can then be walked from `mst`.
- */
-export const openSignedRepo = async (carBytes: Uint8Array, did: string, keys: SigningKeys): Promise<SignedRepo> => {
-  let car: Awaited<ReturnType<typeof readCarWithRoot>>
+const readCar = async (carBytes: Uint8Array, skipCidVerification: boolean) => {
   try {
-    car = await readCarWithRoot(carBytes)
+    return await readCarWithRoot(carBytes, { skipCidVerification })
   } catch (err) {
     throw new VerificationError('bad-car', `not a valid CAR: ${(err as Error).message}`)
   }
-  const store = new MemoryBlockstore(car.blocks)
+}
+
+/** The CAR root's signed commit: of this repo, signed with its key (refreshed once, in case it rotated). */
+const checkSignedCommit = async (store: MemoryBlockstore, root: Cid, did: string, keys: SigningKeys) => {
   let signed
   try {
-    signed = await store.readObj(car.root, def.commit)
+    signed = await store.readObj(root, def.commit)
   } catch (err) {
     throw new VerificationError('missing-commit', `signed commit block missing or malformed: ${(err as Error).message}`)
   }
@@ -51,6 +48,18 @@ export const openSignedRepo = async (carBytes: Uint8Array, did: string, keys: Si
       throw new VerificationError('bad-signature', 'commit signature does not verify')
     }
   }
+  return signed
+}
+
+/**
+ * Opens a CAR that carries a signed commit of `did`'s repo: every block matches its CID, the
+ * root is a commit of this repo, and its signature verifies against the repo's key. Proof paths
+ * in the MST can then be walked from `mst`.
+ */
+export const openSignedRepo = async (carBytes: Uint8Array, did: string, keys: SigningKeys): Promise<SignedRepo> => {
+  const car = await readCar(carBytes, false)
+  const store = new MemoryBlockstore(car.blocks)
+  const signed = await checkSignedCommit(store, car.root, did, keys)
   return { root: car.root, rev: signed.rev, data: signed.data, blocks: car.blocks, mst: MST.load(store, signed.data) }
 }
 
@@ -59,31 +68,11 @@ export const openSignedRepo = async (carBytes: Uint8Array, did: string, keys: Si
  * chain (rev and MST root) through commits that touch none of our records. The commit block's own
  * hash and signature are checked.
  */
-export const readSignedCommit = async (
-  carBytes: Uint8Array,
-  did: string,
-  keys: SigningKeys,
-): Promise<{ root: Cid; rev: string; data: Cid }> => {
-  let car: Awaited<ReturnType<typeof readCarWithRoot>>
-  try {
-    car = await readCarWithRoot(carBytes, { skipCidVerification: true })
-  } catch (err) {
-    throw new VerificationError('bad-car', `not a valid CAR: ${(err as Error).message}`)
-  }
+const readSignedCommit = async (carBytes: Uint8Array, did: string, keys: SigningKeys): Promise<{ root: Cid; rev: string; data: Cid }> => {
+  const car = await readCar(carBytes, true)
   const bytes = car.blocks.get(car.root)
   if (!bytes || !(await isCidForBytes(car.root, bytes))) throw new VerificationError('bad-car', 'commit block missing or not its CID')
-  let signed
-  try {
-    signed = await new MemoryBlockstore(car.blocks).readObj(car.root, def.commit)
-  } catch (err) {
-    throw new VerificationError('missing-commit', `signed commit block malformed: ${(err as Error).message}`)
-  }
-  if (signed.did !== did) throw new VerificationError('wrong-repo', `commit is for ${signed.did}, not ${did}`)
-  if (!verifyCommitSignature(signed, await keys.signingKey(did, false))) {
-    if (!verifyCommitSignature(signed, await keys.signingKey(did, true))) {
-      throw new VerificationError('bad-signature', 'commit signature does not verify')
-    }
-  }
+  const signed = await checkSignedCommit(new MemoryBlockstore(car.blocks), car.root, did, keys)
   return { root: car.root, rev: signed.rev, data: signed.data }
 }
 

@@ -12,6 +12,8 @@ import { openSignedRepo, verifyCommitOps, VerificationError, type SignedRepo, ty
 import { recordEffect } from './record.ts'
 import { RelaySubscription } from './relay.ts'
 import type { SubjectVerifier } from './verifier.ts'
+import { bump } from './counts.ts'
+import { signingKeys } from '../identity.ts'
 
 export interface IndexerOptions {
   pool: Pool
@@ -69,10 +71,6 @@ const collectionOf = (path: string): string => {
   return slash === -1 ? path : path.slice(0, slash)
 }
 
-const bump = (counts: Record<string, number>, key: string): void => {
-  counts[key] = (counts[key] ?? 0) + 1
-}
-
 type VerifiedCommit = Awaited<ReturnType<typeof verifyCommitOps>>
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
@@ -88,9 +86,9 @@ export class Indexer {
   private readonly keys: SigningKeys
   private relay: RelaySubscription | null = null
   private pending: Effect[] = []
-  /** How much of `pending` has been looked at, and whether a reader could see any of it. */
-  private scanned = 0
+  /** Whether a reader could see any of `pending`, and whether it asks for a backfill. */
   private visible = false
+  private backfillWanted = false
   /** Chain positions of tracked repos (those that have held an invite or acceptance). */
   private repos = new Map<string, RepoState>()
   private lastSeq: number | null = null
@@ -102,9 +100,7 @@ export class Indexer {
 
   constructor(opts: IndexerOptions) {
     this.opts = { cursorIntervalMs: 1000, maxBatch: 500, backfillOnGap: true, relayIdleTimeoutMs: 120_000, relayMaxBackoffMs: 30_000, ...opts }
-    this.keys = {
-      signingKey: (did, refresh) => this.opts.idResolver.did.resolveAtprotoKey(did, refresh),
-    }
+    this.keys = signingKeys(this.opts.idResolver)
     this.status = {
       relay: opts.relayUrl,
       connected: false,
@@ -131,8 +127,8 @@ export class Indexer {
     // Restartable: a replica that regains leadership resumes from the committed cursor.
     this.stopping = false
     this.pending = []
-    this.scanned = 0
     this.visible = false
+    this.backfillWanted = false
     this.lastCommitAt = 0
     const stored = await readCursor(this.opts.pool, this.opts.relayUrl)
     this.repos = await loadRepoStates(this.opts.pool)
@@ -188,10 +184,7 @@ export class Indexer {
         (this.lastSeq !== this.committedSeq || idleMs >= 5 * this.opts.cursorIntervalMs)
       // Relevant effects are committed as soon as the backlog is drained (freshness), and in
       // batches while it is not (throughput).
-      // Only effects added since the last look are checked: bookkeeping can pile up between commits.
-      for (; this.scanned < this.pending.length; this.scanned++) if (this.isVisible(this.pending[this.scanned] as Effect)) this.visible = true
-      const visible = this.visible
-      if ((visible && relay.buffered === 0) || this.pending.length >= this.opts.maxBatch || due) {
+      if ((this.visible && relay.buffered === 0) || this.pending.length >= this.opts.maxBatch || due) {
         await this.flush(Infinity, due)
       }
     }
@@ -205,6 +198,12 @@ export class Indexer {
    */
   private readonly isVisible = (e: Effect): boolean =>
     e.kind !== 'repo' && e.kind !== 'identity' && (e.kind !== 'account' || this.repos.has(e.did))
+
+  private push(effect: Effect): void {
+    this.pending.push(effect)
+    if (this.isVisible(effect)) this.visible = true
+    if (effect.kind === 'gap' || effect.kind === 'resync') this.backfillWanted = true
+  }
 
   snapshotStatus(): IndexerStatus {
     const r = this.relay?.status
@@ -225,6 +224,7 @@ export class Indexer {
     const seq = this.lastSeq
     if (this.pending.length === 0 && (seq === null || (!force && seq === this.committedSeq))) return
     const effects = this.pending
+    const backfillWanted = this.backfillWanted
     const started = Date.now()
     for (let attempt = 0; ; attempt++) {
       try {
@@ -236,7 +236,7 @@ export class Indexer {
         this.status.eventsIndexed += res.applied
         this.status.staleIgnored += res.stale
         if (res.queued > 0) this.opts.verifier?.wake()
-        if (effects.some((e) => e.kind === 'gap' || e.kind === 'resync')) this.opts.onBackfillRequested?.()
+        if (backfillWanted) this.opts.onBackfillRequested?.()
         break
       } catch (err) {
         if (Date.now() - started > giveUpAfterMs || (this.stopping && giveUpAfterMs === Infinity)) {
@@ -248,8 +248,8 @@ export class Indexer {
       }
     }
     this.pending = []
-    this.scanned = 0
     this.visible = false
+    this.backfillWanted = false
     this.committedSeq = seq
     this.lastCommitAt = Date.now()
   }
@@ -290,13 +290,20 @@ export class Indexer {
         return this.handleCommit(evt).then(() => this.advance(seq))
       }
       case 'account':
-        this.pending.push({ kind: 'account', did: evt.did, active: evt.active, status: evt.status, seq: evt.seq })
+        this.push({ kind: 'account', did: evt.did, active: evt.active, status: evt.status, seq: evt.seq })
         this.advance(evt.seq)
         return
       case 'identity': {
         // Forget the cached document (the next check fetches the new one); a moved PDS may
         // also answer the subject proofs that the old one could not.
         const { seq } = evt
+        if (!this.repos.has(evt.did)) {
+          // Not a repo whose signing key we follow: nothing to compare, no need to wait.
+          void this.opts.idResolver.did.cache?.clearEntry(evt.did).catch(() => {})
+          this.push({ kind: 'identity', did: evt.did, seq })
+          this.advance(seq)
+          return
+        }
         return this.handleIdentity(evt).then(() => this.advance(seq))
       }
       case 'sync': {
@@ -322,7 +329,7 @@ export class Indexer {
   private reject(op: RepoOp, evt: CommitEvent, reason: string, detail: string): void {
     bump(this.status.rejected, reason)
     this.opts.log.warn({ repo: evt.repo, path: op.path, seq: evt.seq, reason, detail }, 'op rejected')
-    this.pending.push({
+    this.push({
       kind: 'rejection',
       uri: `at://${evt.repo}/${op.path}`,
       collection: collectionOf(op.path),
@@ -353,13 +360,13 @@ export class Indexer {
   private gap(reason: string): void {
     if (!this.opts.backfillOnGap) return
     this.opts.log.warn({ reason }, 'gap in the stream; full backfill requested')
-    this.pending.push({ kind: 'gap', reason })
+    this.push({ kind: 'gap', reason })
   }
 
   private resync(did: string, reason: string): void {
     this.status.resyncsRequested++
     this.opts.log.warn({ did, reason }, 'repo out of sync; resync queued')
-    this.pending.push({ kind: 'resync', did, reason })
+    this.push({ kind: 'resync', did, reason })
   }
 
   /**
@@ -384,9 +391,9 @@ export class Indexer {
   }
 
   private async handleCommit(evt: CommitEvent): Promise<void> {
-    const relevant = evt.ops.filter((op) => collectionOf(op.path).startsWith(CHIVE_PREFIX))
+    // Only commits with a Chive op or of a tracked repo get here (see handleFrame).
+    const relevant = evt.ops.filter((op) => op.path.startsWith(CHIVE_PREFIX))
     const held = this.repos.get(evt.repo)
-    if (relevant.length === 0 && !held) return
     const result = await this.verify(evt, relevant)
     if (!('verified' in result)) {
       for (const op of relevant) this.reject(op, evt, result.reason, result.detail)
@@ -402,12 +409,12 @@ export class Indexer {
       if (!OUR_COLLECTIONS.has(collectionOf(op.path))) {
         const cid = op.action === 'delete' ? null : (op.cid?.toString() ?? null)
         const base = { uri, repo: evt.repo, collection: collectionOf(op.path), rev: evt.rev, seq: evt.seq }
-        this.pending.push({ kind: 'subject', ...base, action: op.action, cid })
+        this.push({ kind: 'subject', ...base, action: op.action, cid })
         continue
       }
       const collection = collectionOf(op.path) as Collection
       if (op.action === 'delete' || record === null) {
-        this.pending.push({ kind: 'delete', uri, collection, repo: evt.repo, rev: evt.rev, seq: evt.seq })
+        this.push({ kind: 'delete', uri, collection, repo: evt.repo, rev: evt.rev, seq: evt.seq })
         continue
       }
       const effect = recordEffect(
@@ -419,12 +426,12 @@ export class Indexer {
         bump(this.status.rejected, effect.reason)
         this.opts.log.warn({ uri, seq: evt.seq, reason: effect.reason, detail: effect.detail }, 'record rejected')
       }
-      this.pending.push(effect)
+      this.push(effect)
     }
     // A repo that has held one of our records is tracked from now on.
     if ((held || touchesOurs) && (!held || evt.rev > held.rev)) {
       this.repos.set(evt.repo, { rev: evt.rev, dataCid: result.data, status: held?.status ?? 'synced' })
-      this.pending.push({ kind: 'repo', did: evt.repo, rev: evt.rev, dataCid: result.data })
+      this.push({ kind: 'repo', did: evt.repo, rev: evt.rev, dataCid: result.data })
     }
   }
 
@@ -454,8 +461,8 @@ export class Indexer {
     const cache = this.opts.idResolver.did.cache
     const before = await cache?.checkCache(evt.did).catch(() => null)
     await cache?.clearEntry(evt.did)
-    this.pending.push({ kind: 'identity', did: evt.did, seq: evt.seq })
-    if (!this.repos.has(evt.did) || !before) return
+    this.push({ kind: 'identity', did: evt.did, seq: evt.seq })
+    if (!before) return
     const oldKey = parseToAtprotoDocument(before.doc).signingKey
     try {
       const newKey = await this.opts.idResolver.did.resolveAtprotoKey(evt.did, true)

@@ -8,6 +8,8 @@ export abstract class QueueWorker {
   protected stopping = false
   protected readonly running = new Set<Promise<void>>()
   private wakeUp: (() => void) | null = null
+  /** A wake that came while a round ran: the next round starts without sleeping. */
+  private woken = false
   private done: Promise<void> | null = null
   private readonly pollMs: number
   private readonly workerLog: Logger
@@ -31,7 +33,8 @@ export abstract class QueueWorker {
 
   /** New work was queued: look now rather than at the next poll. */
   wake(): void {
-    this.wakeUp?.()
+    if (this.wakeUp) this.wakeUp()
+    else this.woken = true
   }
 
   async stop(): Promise<void> {
@@ -52,13 +55,14 @@ export abstract class QueueWorker {
 
   private async loop(): Promise<void> {
     while (!this.stopping) {
+      this.woken = false
       let busy = false
       try {
         busy = await this.step()
       } catch (err) {
         this.workerLog.error({ err }, 'worker round failed')
       }
-      if (busy) continue
+      if (busy || this.woken || this.stopping) continue
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, this.pollMs)
         this.wakeUp = () => {

@@ -1,5 +1,5 @@
 import type { IdResolver } from '@atproto/identity'
-import { resolvePds } from '../identity.ts'
+import { resolvePds, signingKeys } from '../identity.ts'
 import { AtUri } from '@atproto/syntax'
 import type { Logger } from '../log.ts'
 import type { Pool } from '../db/pool.ts'
@@ -8,6 +8,7 @@ import type { SigningKeys } from './commit.ts'
 import { proveSubject, TransientError, type Fetch } from './subject.ts'
 import { KeyedLimiter } from './limits.ts'
 import { QueueWorker } from './queue-worker.ts'
+import { bump } from './counts.ts'
 
 export interface VerifierOptions {
   pool: Pool
@@ -16,10 +17,10 @@ export interface VerifierOptions {
   /** An HTTP client with a timeout, a response size cap and the address policy applied. */
   fetch: Fetch
   /** Proof fetches in flight at once, overall and per PDS host. */
-  concurrency?: number
-  perHost?: number
-  maxAttempts?: number
-  backoffBaseMs?: number
+  concurrency: number
+  perHost: number
+  maxAttempts: number
+  backoffBaseMs: number
   backoffMaxMs?: number
   /** How long a claimed job is reserved before another worker may take it. */
   leaseMs?: number
@@ -31,10 +32,6 @@ export interface VerifierStatus {
   retries: Record<string, number>
   gaveUp: number
   inFlight: number
-}
-
-const bump = (counts: Record<string, number>, key: string): void => {
-  counts[key] = (counts[key] ?? 0) + 1
 }
 
 /**
@@ -50,17 +47,14 @@ export class SubjectVerifier extends QueueWorker {
 
   constructor(opts: VerifierOptions) {
     super(opts.pollMs ?? 1000, opts.log)
+    // The rest comes from the configuration (see workers.ts), with its defaults.
     this.opts = {
-      concurrency: 16,
-      perHost: 4,
-      maxAttempts: 10,
-      backoffBaseMs: 1000,
       backoffMaxMs: 60 * 60 * 1000,
       leaseMs: 60_000,
       pollMs: 1000,
       ...opts,
     }
-    this.keys = { signingKey: (did, refresh) => this.opts.idResolver.did.resolveAtprotoKey(did, refresh) }
+    this.keys = signingKeys(this.opts.idResolver)
     this.hosts = new KeyedLimiter(this.opts.perHost)
   }
 

@@ -35,7 +35,7 @@ export const createVerifier = (config: Config, deps: WorkerDeps): SubjectVerifie
 export const createBackfiller = (
   config: Config,
   deps: WorkerDeps,
-  extra: Pick<BackfillOptions, 'onRepo' | 'onQueued' | 'concurrency' | 'perHost' | 'ratePerHost'>,
+  extra: Partial<Pick<BackfillOptions, 'onRepo' | 'onQueued' | 'concurrency' | 'perHost' | 'ratePerHost'>>,
 ): Backfiller =>
   new Backfiller({
     pool: deps.pool,
