@@ -67,10 +67,10 @@ const rows: [string, string, string, string][] = [
   ['freshness, written -> listed, p99 ms', '≤ 100', ms(freshness.stream.total.p99), mark(freshness.stream.total.p99 <= 100)],
   ['freshness, of which on the firehose -> listed, p50 / p99 ms', '', `${ms(freshness.stream.fromFirehose.p50)} / ${ms(freshness.stream.fromFirehose.p99)}`, ''],
   ['freshness, subject proven by getRecord, p50 / p99 ms', '', `${ms(freshness.proof.total.p50)} / ${ms(freshness.proof.total.p99)}`, ''],
-  ['API inbox (listInvites, pending, auth), req/s', '≥ 3,000', n(api.inbox.rps), mark(api.inbox.rps >= 3000)],
-  ['API inbox, p99 ms', '≤ 10', String(api.inbox.p99), mark(api.inbox.p99 <= 10)],
-  ['API listCollaborators, req/s', '≥ 3,000', n(api.collaborators.rps), mark(api.collaborators.rps >= 3000)],
-  ['API listCollaborators, p99 ms', '≤ 10', String(api.collaborators.p99), mark(api.collaborators.p99 <= 10)],
+  ['API inbox (listInvites, pending, auth), req/s', '≥ 3,000', n(api.inbox.rps), mark(api.inbox.rps >= 3000 && api.inbox.failed === 0)],
+  ['API inbox, p99 ms', '≤ 10', String(api.inbox.p99), mark(api.inbox.p99 <= 10 && api.inbox.failed === 0)],
+  ['API listCollaborators, req/s', '≥ 3,000', n(api.collaborators.rps), mark(api.collaborators.rps >= 3000 && api.collaborators.failed === 0)],
+  ['API listCollaborators, p99 ms', '≤ 10', String(api.collaborators.p99), mark(api.collaborators.p99 <= 10 && api.collaborators.failed === 0)],
   ["Chive's own inbox strategy on the same data, req/s / p99 ms", '', `${n(api.chive.rps)} / ${api.chive.p99}`, ''],
 ]
 console.log(`\n== summary (${os.cpus().length} cores, ${os.cpus()[0]?.model ?? 'unknown CPU'}, Node ${process.version})`)

@@ -10,7 +10,6 @@
  * BENCH_ONLY=ceiling,ours,service,baseline (a subset), BENCH_PROFILE=file.cpuprofile (this indexer's
  * run), BENCH_RSS_SERIES=1 (the service's RSS over time), BENCH_JSON=file (figures as JSON).
  */
-import { spawn } from 'node:child_process'
 import { WebSocket } from 'ws'
 import { readFileSync, writeFileSync } from 'node:fs'
 import inspector from 'node:inspector/promises'
@@ -28,7 +27,7 @@ import { decodeFrame, type CommitEvent } from '../src/ingest/frame.ts'
 import { verifyCommitOps } from '../src/ingest/commit.ts'
 import { startLocalNetwork } from '../tests/support/network.ts'
 import { testPostgres } from '../tests/support/postgres.ts'
-import { startArgs } from '../tests/support/start-command.ts'
+import { spawnService } from '../tests/support/service-process.ts'
 import { buildCorpus } from './support/corpus.ts'
 import { spawnRelay } from './support/stream.ts'
 
@@ -61,44 +60,29 @@ const ours = async () => {
   })
   // From the first frame on the wire: the consumer's own start-up is not counted.
   const started = server.firstConnection()
-  let peakRss = 0
   await indexer.start()
-  for (;;) {
-    peakRss = Math.max(peakRss, process.memoryUsage.rss())
-    if ((await readCursor(pool, server.url)) === lastSeq) break
-    await new Promise((r) => setTimeout(r, 5))
-  }
+  while ((await readCursor(pool, server.url)) !== lastSeq) await new Promise((r) => setTimeout(r, 5))
   const seconds = (performance.now() - (await started)) / 1000
   await indexer.stop()
   await pool.end()
   await server.close()
-  return { seconds, peakRss }
+  return { seconds }
 }
 
 /** The service as `npm start` runs it, in a process of its own: throughput and its peak RSS. */
 const service = async () => {
   const server = await spawnRelay(frames)
   const schema = `bench_ingest_svc_${Date.now()}`
-  const child = spawn(process.execPath, startArgs(), {
-    env: {
-      ...process.env,
-      DATABASE_URL: db.url,
-      DATABASE_SCHEMA: schema,
-      RELAY_URL: server.url,
-      PLC_URL: net.plcUrl,
-      START_CURSOR: '0',
-      BACKFILL_ON_GAP: 'false',
-      PORT: '0',
-      HOST: '127.0.0.1',
-      LOG_LEVEL: 'info',
-    },
-    stdio: ['ignore', 'pipe', 'inherit'],
+  const svc = spawnService({
+    DATABASE_URL: db.url,
+    DATABASE_SCHEMA: schema,
+    RELAY_URL: server.url,
+    PLC_URL: net.plcUrl,
+    START_CURSOR: '0',
+    BACKFILL_ON_GAP: 'false',
   })
-  let output = ''
-  child.stdout.on('data', (d: Buffer) => (output += d.toString()))
-  let address: string | undefined
-  while (!(address = /"address":"(http:\/\/[^"]+)"/.exec(output)?.[1])) await new Promise((r) => setTimeout(r, 20))
-  output = ''
+  const { child } = svc
+  await svc.address
   const pool = createPool(db.url, schema)
   const rss = () => {
     const status = readFileSync(`/proc/${child.pid}/status`, 'utf8')
@@ -121,7 +105,7 @@ const service = async () => {
   if (process.env.BENCH_RSS_SERIES) console.log('rss MB every ~5 ms:', samples.join(' '))
   await pool.end()
   child.kill('SIGTERM')
-  await new Promise((r) => child.once('exit', r))
+  await svc.exited
   await server.close()
   return { seconds, peakRss }
 }
@@ -210,7 +194,7 @@ if (session) {
 // BENCH_ONLY=ours,service,baseline runs some of the consumers (BENCH_ONLY=ours to profile this indexer alone).
 const only = new Set((process.env.BENCH_ONLY ?? 'ceiling,ours,service,baseline').split(','))
 const wsOnly = only.has('ceiling') ? await ceiling() : NaN
-const a = only.has('ours') ? await ours() : { seconds: NaN, peakRss: NaN }
+const a = only.has('ours') ? await ours() : { seconds: NaN }
 const svc = only.has('service') ? await service() : { seconds: NaN, peakRss: NaN }
 if (session && profile) {
   const { profile: data } = (await session.post('Profiler.stop')) as { profile: unknown }
