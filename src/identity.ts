@@ -36,12 +36,12 @@ export const createProofFetch = (opts: { allowPrivateNetwork: boolean; timeoutMs
     allowImplicitRedirect: false,
   })
 
-/** The DID a key or issuer refers to, without a `#fragment`. */
 /** Repos' signing keys as the commit checks ask for them, from the DID documents. */
 export const signingKeys = (idResolver: IdResolver): SigningKeys => ({
   signingKey: (did, refresh) => idResolver.did.resolveAtprotoKey(did, refresh),
 })
 
+/** The DID a key or issuer refers to, without a `#fragment`. */
 export const stripFragment = (did: string): string => {
   const hash = did.indexOf('#')
   return hash === -1 ? did : did.slice(0, hash)

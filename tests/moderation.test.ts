@@ -1,11 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { pino } from 'pino'
-import type { FastifyRequest } from 'fastify'
-import { createServiceAuth } from '../src/api/auth.ts'
-import { ModeratorAuth } from '../src/api/admin-auth.ts'
-import { XrpcError } from '../src/api/errors.ts'
-import { createIdResolver } from '../src/identity.ts'
-import { adminAgent, createUser, startHarness, testConfig, waitFor, type Harness, type User } from './support/harness.ts'
+import { adminAgent, createUser, freshSchema, startHarness, testConfig, waitFor, type Harness, type User } from './support/harness.ts'
+import { buildRequest, rawRequest } from './support/raw-http.ts'
+import { runService } from './support/service-process.ts'
 import { views } from './support/views.ts'
 import { ADMIN_NS, ADMIN_PASSWORD, adminCall, basic, moderator, type AuditEventView } from './support/admin.ts'
 
@@ -68,26 +64,41 @@ describe('moderator auth', () => {
   })
 
   it('without ADMIN_PASSWORD and MODERATOR_DIDS nothing gets in; failures are limited per address and logged', async () => {
-    const lines: string[] = []
-    const log = pino({ level: 'warn' }, { write: (line: string) => void lines.push(line) })
-    const serviceAuth = createServiceAuth('did:web:indexer.test', createIdResolver({ plcUrl: h.config.plcUrl, allowPrivateNetwork: true }))
-    const request = (authorization: string, ip = '192.0.2.1') => ({ ip, headers: { authorization } }) as unknown as FastifyRequest
-    const status = (p: Promise<unknown>) => p.then(() => 200, (err: unknown) => (err instanceof XrpcError ? err.status : 500))
+    const closed = await startHarness({ admin: { ...h.config.admin, password: undefined, moderatorDids: [] } })
+    try {
+      expect((await adminCall(closed, 'getFirehoseStatus', { authorization: basic('') })).status).toBe(401)
+      expect((await adminCall(closed, 'getFirehoseStatus', { authorization: basic('anything') })).status).toBe(401)
+      const lxm = `${ADMIN_NS}.searchInvites`
+      expect((await adminCall(closed, 'searchInvites', { authorization: `Bearer ${await mod.token(lxm)}` })).status).toBe(403)
+    } finally {
+      await closed.stop()
+    }
 
-    const closed = new ModeratorAuth({ ...h.config.admin, password: undefined, moderatorDids: [] }, serviceAuth, log)
-    const elsewhere = '198.51.100.7'
-    expect(await status(closed.verify(request(basic(''), elsewhere), 'x'))).toBe(401)
-    expect(await status(closed.verify(request(basic('anything'), elsewhere), 'x'))).toBe(401)
-    const lxm = `${ADMIN_NS}.searchInvites`
-    expect(await status(closed.verify(request(`Bearer ${await mod.token(lxm)}`, elsewhere), lxm))).toBe(403)
-
-    const limited = new ModeratorAuth({ ...h.config.admin, password: 'pw', maxAuthFailures: 3 }, serviceAuth, log)
-    for (let i = 0; i < 3; i++) expect(await status(limited.verify(request(basic('guess')), 'x'))).toBe(401)
-    // Past the limit even the right password is refused, from that address only.
-    expect(await status(limited.verify(request(basic('pw')), 'x'))).toBe(429)
-    expect(await status(limited.verify(request(basic('pw'), '192.0.2.2'), 'x'))).toBe(200)
-    const logged = lines.map((l) => JSON.parse(l) as { msg: string; ip: string })
-    expect(logged.filter((l) => l.msg === 'admin authentication failed' && l.ip === '192.0.2.1')).toHaveLength(3)
+    // A service of its own, as `npm start` runs it, whose log is read.
+    const c = testConfig(freshSchema())
+    const env = {
+      DATABASE_URL: c.databaseUrl,
+      DATABASE_SCHEMA: c.databaseSchema,
+      RELAY_URL: c.relayUrl,
+      PLC_URL: c.plcUrl,
+      BACKFILL_ON_GAP: 'false',
+      ADMIN_PASSWORD: 'pw',
+      ADMIN_AUTH_MAX_FAILURES: '3',
+    }
+    const { output } = await runService(env, async (address) => {
+      const status = async (password: string, localAddress = '127.0.0.1') =>
+        (await rawRequest(address, buildRequest('GET', `/xrpc/${ADMIN_NS}.getFirehoseStatus`, [['Authorization', basic(password)]]), { localAddress }))?.status
+      for (let i = 0; i < 3; i++) expect(await status('guess')).toBe(401)
+      // Past the limit even the right password is refused, from that address only.
+      expect(await status('pw')).toBe(429)
+      expect(await status('pw', '127.0.0.2')).toBe(200)
+    })
+    const logged = output
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .map((l) => JSON.parse(l) as { msg: string; ip?: string })
+      .filter((l) => l.msg === 'admin authentication failed')
+    expect(logged.map((l) => l.ip)).toEqual(['127.0.0.1', '127.0.0.1', '127.0.0.1'])
   })
 })
 
