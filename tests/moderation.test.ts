@@ -405,6 +405,11 @@ describe('dashboard sessions', () => {
     const sameSite = await post('/admin/action', takedown, { cookie, origin: h.service.url })
     expect(sameSite.status).toBe(303)
     expect((await m.search({ uri: invite.uri })).invites[0]?.takedown).toMatchObject({ actor: 'Robin', reason: 'spam' })
+    // The form is held to the procedure's lexicon like the XRPC call: a block needs a DID.
+    const notADid = await post('/admin/action', form({ action: 'blockInviter', target: 'nobody', reason: 'spam' }), { cookie })
+    expect(notADid.status).toBe(400)
+    const blocks = await m.ok<{ blocks: { did: string }[] }>('listBlockedInviters', {})
+    expect(blocks.blocks.map((b) => b.did)).not.toContain('nobody')
     const page = await fetch(`${h.service.url}/admin`, { headers: { cookie } })
     expect(page.headers.get('content-security-policy')).toContain("default-src 'none'")
     expect(await page.text()).toContain('Signed in as Robin')

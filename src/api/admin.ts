@@ -3,16 +3,15 @@ import { inviteHistory, type AuditEvent, type Moderator } from '../db/audit.ts'
 import { readRelayState } from '../db/cursor.ts'
 import { currentLag, ingestHistory } from '../db/firehose.ts'
 import { inviteExists, inviterVolume, listBlocks, listRejections, setMeasure } from '../db/moderation.ts'
-import { listInvites, type InviteRow, type InviteState } from '../db/queries.ts'
+import { listInvites, type InviteRow } from '../db/queries.ts'
 import { queueStats } from '../db/verification.ts'
 import { backfillProgress } from '../db/backfill.ts'
 import type { ApiContext } from './context.ts'
 import { decodeCursor, encodeCursor } from './cursor.ts'
 import { invalidRequest, notFound } from './errors.ts'
-import { assertParams, defined, integer, single } from './params.ts'
+import { assertParams, defined, integer, single, stateParam } from './params.ts'
 
 export const ADMIN_NS = 'pub.chive.collabIndexer.admin'
-const STATES = new Set(['pending', 'accepted', 'rejected', 'expired', 'all'])
 // The ingester commits its status at least every five seconds; much older means it is not running.
 const STATUS_STALE_SECONDS = 30
 
@@ -44,7 +43,7 @@ export const adminInviteView = (r: InviteRow) => {
     inviterStatus: m?.inviterInactive ?? undefined,
     takedown: m?.takedown ? { ...m.takedown, at: m.takedown.at.toISOString() } : undefined,
     inviterBlock: m?.block ? { ...m.block, at: m.block.at.toISOString() } : undefined,
-    served: m ? m.verification === 'verified' && !m.inviterInactive && !m.takedown && !m.block : undefined,
+    served: m?.served,
   })
 }
 
@@ -86,15 +85,14 @@ export const searchInvites = async (ctx: ApiContext, query: Query) => {
     cursor: single(query, 'cursor'),
   })
   assertParams(ctx.lexicons, `${ADMIN_NS}.searchInvites`, params)
-  const state = params.state ?? 'all'
-  if (!STATES.has(state)) throw invalidRequest(`state must be one of ${[...STATES].join(', ')}`)
+  const state = stateParam(params.state)
   const page = await listInvites(ctx.pool, {
     inviter: params.inviter,
     invitee: params.invitee,
     subjectUri: params.subjectUri,
     subjectCollection: params.subjectCollection,
     uri: params.uri,
-    state: state as InviteState | 'all',
+    state,
     limit: params.limit ?? 50,
     after: params.cursor === undefined ? undefined : decodeCursor(params.cursor),
     moderator: { verification: params.verification, since: dateParam(params.since), until: dateParam(params.until) },
@@ -180,9 +178,18 @@ export const firehoseStatus = async (ctx: ApiContext) => {
 
 export type ModerationAction = 'takedownInvite' | 'restoreInvite' | 'blockInviter' | 'unblockInviter'
 
-/** Applies a moderator action; shared by the XRPC procedures and the dashboard's forms. */
-export const moderate = async (ctx: ApiContext, action: ModerationAction, target: string, reason: string, by: Moderator) => {
-  const why = reason.trim()
+/**
+ * Applies a moderator action; shared by the XRPC procedures and the dashboard's forms, so both
+ * are held to the procedure's lexicon (an AT-URI or a DID, a reason).
+ */
+export const moderate = async (ctx: ApiContext, action: ModerationAction, input: Record<string, unknown>, by: Moderator) => {
+  try {
+    ctx.lexicons.assertValidXrpcInput(`${ADMIN_NS}.${action}`, input)
+  } catch (err) {
+    throw invalidRequest((err as Error).message)
+  }
+  const target = String(action.endsWith('Invite') ? input.uri : input.did)
+  const why = String(input.reason).trim()
   if (why === '') throw invalidRequest('a reason is required')
   switch (action) {
     case 'takedownInvite':
@@ -246,14 +253,7 @@ export const registerAdmin = (app: FastifyInstance, ctx: ApiContext): void => {
     const nsid = `${ADMIN_NS}.${action}`
     app.post(`/xrpc/${nsid}`, async (req) => {
       const by = await ctx.moderators.verify(req, nsid)
-      const body = (req.body ?? {}) as Record<string, unknown>
-      try {
-        ctx.lexicons.assertValidXrpcInput(nsid, body)
-      } catch (err) {
-        throw invalidRequest((err as Error).message)
-      }
-      const target = (action.endsWith('Invite') ? body.uri : body.did) as string
-      return moderate(ctx, action, target, body.reason as string, by)
+      return moderate(ctx, action, (req.body ?? {}) as Record<string, unknown>, by)
     })
   }
 }

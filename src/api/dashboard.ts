@@ -121,7 +121,8 @@ export const registerDashboard = (app: FastifyInstance, ctx: ApiContext): void =
     const form = (req.body ?? {}) as Form
     const action = form.action ?? ''
     if (!(action in ACTIONS)) throw invalidRequest('unknown action')
-    await moderate(ctx, action as ModerationAction, form.target ?? '', form.reason ?? '', by)
+    const input = { [action.endsWith('Invite') ? 'uri' : 'did']: form.target ?? '', reason: form.reason ?? '' }
+    await moderate(ctx, action as ModerationAction, input, by)
     const back = form.back?.startsWith('/admin') ? form.back : '/admin'
     return reply.redirect(`${back}${back.includes('?') ? '&' : '?'}done=${action}#notice`, 303)
   }))

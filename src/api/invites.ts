@@ -1,13 +1,12 @@
 import type { FastifyInstance } from 'fastify'
 import { AtUri } from '@atproto/syntax'
-import { listInvites, type InviteRow, type InviteState } from '../db/queries.ts'
+import { listInvites, type InviteRow } from '../db/queries.ts'
 import type { ApiContext } from './context.ts'
 import { decodeCursor, encodeCursor } from './cursor.ts'
-import { forbidden, invalidRequest } from './errors.ts'
-import { assertParams, defined, integer, single } from './params.ts'
+import { forbidden } from './errors.ts'
+import { assertParams, defined, integer, single, stateParam } from './params.ts'
 
 const NSID = 'pub.chive.collaboration.listInvites'
-const STATES = new Set(['pending', 'accepted', 'rejected', 'expired', 'all'])
 
 const inviteView = (r: InviteRow) =>
   defined({
@@ -38,8 +37,7 @@ export const registerListInvites = (app: FastifyInstance, ctx: ApiContext): void
       cursor: single(query, 'cursor'),
     })
     assertParams(ctx.lexicons, NSID, params)
-    const state = params.state ?? 'all'
-    if (!STATES.has(state)) throw invalidRequest(`state must be one of ${[...STATES].join(', ')}`)
+    const state = stateParam(params.state)
     const after = params.cursor === undefined ? undefined : decodeCursor(params.cursor)
 
     const caller = await ctx.auth.verify(req.headers.authorization, NSID)
@@ -54,7 +52,7 @@ export const registerListInvites = (app: FastifyInstance, ctx: ApiContext): void
       inviter: params.inviter,
       subjectUri: params.subjectUri,
       subjectCollection: params.subjectCollection,
-      state: state as InviteState | 'all',
+      state,
       limit,
       after,
     })

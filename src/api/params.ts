@@ -1,5 +1,6 @@
 import type { Lexicons } from '@atproto/lexicon'
 import { invalidRequest } from './errors.ts'
+import type { InviteState } from '../db/queries.ts'
 
 type Query = Record<string, string | string[] | undefined>
 
@@ -29,3 +30,12 @@ export const assertParams = (lex: Lexicons, nsid: string, params: Record<string,
 /** Drops undefined entries so that absent optional fields are omitted, never null. */
 export const defined = <T extends Record<string, unknown>>(obj: T): T =>
   Object.fromEntries(Object.entries(obj).filter(([, v]) => v !== undefined && v !== null)) as T
+
+const STATES = new Set<string>(['pending', 'accepted', 'rejected', 'expired', 'all'])
+
+/** The `state` filter of invite queries; absent means all. */
+export const stateParam = (value: string | undefined): InviteState | 'all' => {
+  const state = value ?? 'all'
+  if (!STATES.has(state)) throw invalidRequest(`state must be one of ${[...STATES].join(', ')}`)
+  return state as InviteState | 'all'
+}

@@ -39,6 +39,8 @@ export interface ModerationInfo {
   indexedAt: Date
   deletedAt: Date | null
   inviterInactive: string | null
+  /** Whether public queries serve it (the same predicate they use). */
+  served: boolean
   takedown: { reason: string; actor: string; at: Date } | null
   block: { reason: string; actor: string; at: Date } | null
 }
@@ -132,6 +134,7 @@ interface RawInvite {
   m_block_reason?: string | null
   m_block_actor?: string | null
   m_block_at?: Date | null
+  m_served?: boolean
 }
 
 const MODERATION_COLUMNS = `,
@@ -139,7 +142,8 @@ const MODERATION_COLUMNS = `,
   i.verification_reason AS m_verification_reason, i.indexed_at AS m_indexed_at, i.deleted_at AS m_deleted_at,
   (SELECT coalesce(x.status, 'inactive') FROM account x WHERE x.did = i.inviter AND NOT x.active) AS m_inactive,
   t.reason AS m_takedown_reason, t.actor AS m_takedown_actor, t.at AS m_takedown_at,
-  b.reason AS m_block_reason, b.actor AS m_block_actor, b.at AS m_block_at`
+  b.reason AS m_block_reason, b.actor AS m_block_actor, b.at AS m_block_at,
+  (${SERVABLE}) AS m_served`
 const MODERATION_COLUMN_NAMES = [...MODERATION_COLUMNS.matchAll(/ AS (m_\w+)/g)].map((x) => x[1])
 const MODERATION_JOINS = `
     LEFT JOIN takedown t ON t.uri = i.uri
@@ -158,6 +162,7 @@ const moderationInfo = (r: RawInvite): ModerationInfo | undefined =>
         inviterInactive: r.m_inactive ?? null,
         takedown: r.m_takedown_at ? { reason: r.m_takedown_reason ?? '', actor: r.m_takedown_actor ?? '', at: r.m_takedown_at } : null,
         block: r.m_block_at ? { reason: r.m_block_reason ?? '', actor: r.m_block_actor ?? '', at: r.m_block_at } : null,
+        served: r.m_served === true,
       }
 
 export const listInvites = async (pool: Pool, f: InviteFilter): Promise<InvitePage> => {
