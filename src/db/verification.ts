@@ -180,17 +180,18 @@ export const recordProof = async (
   inTransaction(pool, async (client) => {
     const { subjectUri, subjectCid } = job.invite
     if (subject.currentCid !== null) {
-      await client.query(
-        `INSERT INTO subject_record (uri, repo, collection, cid) VALUES ($1, $2, $3, $4) ON CONFLICT (uri) DO NOTHING`,
+      // The subject's row, locked until this commits: a delete on the stream either came first
+      // (and is seen here) or waits, then removes the version added below.
+      const row = await client.query<{ deleted: boolean }>(
+        `INSERT INTO subject_record (uri, repo, collection, cid) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (uri) DO UPDATE SET updated_at = subject_record.updated_at
+         RETURNING deleted`,
         [subjectUri, subject.repo, subject.collection, subject.currentCid],
       )
       // The stream's word wins over a proof fetched before a delete it has since shown.
-      await client.query(
-        `INSERT INTO subject_version (uri, cid)
-         SELECT $1, $2 WHERE NOT EXISTS (SELECT 1 FROM subject_record WHERE uri = $1 AND deleted)
-         ON CONFLICT DO NOTHING`,
-        [subjectUri, subject.currentCid],
-      )
+      if (row.rows[0]?.deleted !== true) {
+        await client.query('INSERT INTO subject_version (uri, cid) VALUES ($1, $2) ON CONFLICT DO NOTHING', [subjectUri, subject.currentCid])
+      }
     }
     const seen = await client.query('SELECT 1 FROM subject_version WHERE uri = $1 AND cid = $2', [subjectUri, subjectCid])
     const decision: Decision =
