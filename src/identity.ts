@@ -1,6 +1,7 @@
 import { IdResolver, MemoryCache, parseToAtprotoDocument } from '@atproto/identity'
 import { safeFetchWrap } from '@atproto-labs/fetch-node'
 import type { SigningKeys } from './ingest/commit.ts'
+import { TransientError } from './ingest/subject.ts'
 
 export interface IdentityOptions {
   plcUrl: string
@@ -47,10 +48,15 @@ export const stripFragment = (did: string): string => {
   return hash === -1 ? did : did.slice(0, hash)
 }
 
-/** The PDS a DID document names. */
+/** The PDS a DID document names; any failure to find it is worth a later retry. */
 export const resolvePds = async (idResolver: IdResolver, did: string): Promise<string> => {
-  const doc = await idResolver.did.resolve(did)
-  const pds = doc ? parseToAtprotoDocument(doc).pds : undefined
-  if (!pds) throw new Error(`no PDS in the DID document of ${did}`)
+  let pds: string | undefined
+  try {
+    const doc = await idResolver.did.resolve(did)
+    pds = doc ? parseToAtprotoDocument(doc).pds : undefined
+  } catch (err) {
+    throw new TransientError('identity-unavailable', (err as Error).message)
+  }
+  if (!pds) throw new TransientError('identity-unavailable', `no PDS in the DID document of ${did}`)
   return pds
 }

@@ -22,8 +22,8 @@ import type { SigningKeys } from './commit.ts'
 import { discoverPage } from './discovery.ts'
 import { KeyedLimiter, KeyedRateLimiter } from './limits.ts'
 import { snapshotRepo } from './repo-sync.ts'
-import { QueueWorker } from './queue-worker.ts'
-import { TransientError, type Fetch } from './subject.ts'
+import { QueueWorker, asTransient, retryDelay } from './queue-worker.ts'
+import type { Fetch } from './subject.ts'
 import { bump } from './counts.ts'
 
 export interface BackfillOptions {
@@ -41,6 +41,7 @@ export interface BackfillOptions {
   ratePerHost: number
   maxAttempts: number
   backoffBaseMs: number
+  backoffMaxMs?: number
   leaseMs?: number
   pollMs?: number
   /** Told after each repo is synced: its new chain position and how many of our records it held. */
@@ -73,6 +74,7 @@ export class Backfiller extends QueueWorker {
     super(opts.pollMs ?? 1000, opts.log)
     // The rest comes from the configuration (see workers.ts), with its defaults.
     this.opts = {
+      backoffMaxMs: 60 * 60 * 1000,
       leaseMs: 5 * 60_000,
       pollMs: 1000,
       ...opts,
@@ -125,12 +127,7 @@ export class Backfiller extends QueueWorker {
     const { pool, log } = this.opts
     let host = ''
     try {
-      let pds: string
-      try {
-        pds = await resolvePds(this.opts.idResolver, job.did)
-      } catch (err) {
-        throw new TransientError('identity-unavailable', (err as Error).message)
-      }
+      const pds = await resolvePds(this.opts.idResolver, job.did)
       host = new URL(pds).host
       const held = await heldRecords(pool, job.did)
       const snapshot = await this.hosts.run(host, async () => {
@@ -147,12 +144,11 @@ export class Backfiller extends QueueWorker {
       this.opts.onRepo?.(job.did, snapshot.rev, snapshot.dataCid, snapshot.records)
       log.debug({ did: job.did, rev: snapshot.rev, records: snapshot.records }, 'repo synced')
     } catch (err) {
-      const transient = err instanceof TransientError ? err : new TransientError('internal-error', String(err))
-      if (!(err instanceof TransientError)) log.error({ err, did: job.did }, 'repo sync failed unexpectedly')
+      const transient = asTransient(err)
+      if (transient.reason === 'internal-error') log.error({ err, did: job.did }, 'repo sync failed unexpectedly')
       bump(this.status.retries, transient.reason)
       if (transient.retryAfterMs !== undefined && host) this.rates.pause(host, transient.retryAfterMs)
-      const base = this.opts.backoffBaseMs * 2 ** Math.min(job.attempts, 20)
-      const delay = Math.max(Math.round(base / 2 + (Math.random() * base) / 2), transient.retryAfterMs ?? 0)
+      const delay = retryDelay(this.opts.backoffBaseMs, job.attempts, transient.retryAfterMs, this.opts.backoffMaxMs)
       try {
         const next = await retryRepo(pool, job, `${transient.reason}: ${transient.message}`, delay, this.opts.maxAttempts)
         if (next === 'failed') this.status.reposFailed++

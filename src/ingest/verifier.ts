@@ -5,9 +5,9 @@ import type { Logger } from '../log.ts'
 import type { Pool } from '../db/pool.ts'
 import { claimJobs, dropJob, recordProof, recordRetry, type VerifyJob } from '../db/verification.ts'
 import type { SigningKeys } from './commit.ts'
-import { proveSubject, TransientError, type Fetch } from './subject.ts'
+import { proveSubject, type Fetch } from './subject.ts'
 import { KeyedLimiter } from './limits.ts'
-import { QueueWorker } from './queue-worker.ts'
+import { QueueWorker, asTransient, retryDelay } from './queue-worker.ts'
 import { bump } from './counts.ts'
 
 export interface VerifierOptions {
@@ -70,12 +70,6 @@ export class SubjectVerifier extends QueueWorker {
     return jobs.length > 0 && jobs.length === free
   }
 
-  private backoff(attempts: number, retryAfterMs: number | undefined): number {
-    const base = Math.min(this.opts.backoffMaxMs, this.opts.backoffBaseMs * 2 ** Math.min(attempts, 30))
-    const jittered = Math.round(base / 2 + (Math.random() * base) / 2)
-    return Math.min(this.opts.backoffMaxMs, Math.max(jittered, retryAfterMs ?? 0))
-  }
-
   private async run(job: VerifyJob): Promise<void> {
     const { pool, log } = this.opts
     try {
@@ -85,12 +79,7 @@ export class SubjectVerifier extends QueueWorker {
       }
       const invite = job.invite
       const subject = new AtUri(invite.subjectUri)
-      let pds: string
-      try {
-        pds = await resolvePds(this.opts.idResolver, invite.inviter)
-      } catch (err) {
-        throw new TransientError('identity-unavailable', (err as Error).message)
-      }
+      const pds = await resolvePds(this.opts.idResolver, invite.inviter)
       const currentCid = await this.hosts.run(new URL(pds).host, () =>
         proveSubject(this.opts.fetch, { pds, did: invite.inviter, collection: subject.collection, rkey: subject.rkey }, this.keys),
       )
@@ -102,11 +91,11 @@ export class SubjectVerifier extends QueueWorker {
       bump(this.status.outcomes, decision.state)
       log.info({ invite: job.inviteUri, outcome: decision.state, reason: decision.reason }, 'invite subject verified')
     } catch (err) {
-      const transient = err instanceof TransientError ? err : new TransientError('internal-error', String(err))
-      if (!(err instanceof TransientError)) log.error({ err, invite: job.inviteUri }, 'verification failed unexpectedly')
+      const transient = asTransient(err)
+      if (transient.reason === 'internal-error') log.error({ err, invite: job.inviteUri }, 'verification failed unexpectedly')
       bump(this.status.retries, transient.reason)
       try {
-        const delay = this.backoff(job.attempts, transient.retryAfterMs)
+        const delay = retryDelay(this.opts.backoffBaseMs, job.attempts, transient.retryAfterMs, this.opts.backoffMaxMs)
         const next = await recordRetry(pool, job, `${transient.reason}: ${transient.message}`, delay, this.opts.maxAttempts)
         if (next === 'gave-up') this.status.gaveUp++
         log.warn(
