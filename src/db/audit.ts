@@ -114,22 +114,6 @@ export const auditAccount = (client: PoolClient, a: AccountStatus) =>
 export const purgeAccountMessages = (client: PoolClient, did: string) =>
   client.query('UPDATE audit_event SET message = NULL WHERE repo = $1 AND message IS NOT NULL', [did])
 
-/** Verification outcomes of the invites whose state just changed. */
-export const auditVerification = async (
-  client: Db,
-  uris: readonly string[],
-  outcome: { state: string; reason: string },
-  source: { seq?: number | null; rev?: string; cid?: string } = {},
-): Promise<void> => {
-  if (uris.length === 0) return
-  await client.query(
-    `INSERT INTO audit_event (subject, collection, repo, event, reason, detail, seq, rev, cid)
-     SELECT i.uri, $2, i.inviter, 'verification', $3, $4, $5, $6, coalesce($7, i.cid)
-     FROM invite i WHERE i.uri = ANY($1)`,
-    [uris, INVITE_NSID, outcome.state, outcome.reason, source.seq ?? null, source.rev ?? null, source.cid ?? null],
-  )
-}
-
 /** A moderator action about an invite URI or an inviter DID. */
 export const auditModeration = (client: Db, subject: string, event: AuditEventName, reason: string, by: Moderator) =>
   client.query(

@@ -1,6 +1,5 @@
 import type { Pool, PoolClient } from './pool.ts'
-import { CHIVE_PREFIX, type InviteWrite, type SubjectWrite } from './effects.ts'
-import { auditVerification } from './audit.ts'
+import { CHIVE_PREFIX, INVITE_NSID, type InviteWrite, type SubjectWrite } from './effects.ts'
 import { inTransaction } from './transaction.ts'
 
 export type Verification = 'pending' | 'verified' | 'subject-missing' | 'cid-mismatch' | 'not-chive-record' | 'subject-deleted'
@@ -10,13 +9,37 @@ interface Decision {
   reason: string
 }
 
-const setVerification = async (client: PoolClient, w: InviteWrite, d: Decision): Promise<void> => {
-  const res = await client.query<{ uri: string }>(
-    `UPDATE invite SET verification = $3, verification_reason = $4, verified_at = now()
-     WHERE uri = $1 AND cid = $2 RETURNING uri`,
-    [w.uri, w.cid, d.state, d.reason],
+type Db = Pool | PoolClient
+
+/**
+ * Sets the verification of the invites matching `where` (over `params`) and appends the outcome
+ * to each one's audit trail, in one statement; returns their URIs. `decide` also stamps the
+ * time, `queue` clears it, `note` changes only the reason (the state stays; the audit says
+ * what happened).
+ */
+const changeVerification = async (
+  db: Db,
+  where: string,
+  params: unknown[],
+  outcome: { state: string; reason: string },
+  source: { seq?: number | null; rev?: string; cid?: string },
+  mode: 'decide' | 'queue' | 'note' = 'decide',
+): Promise<string[]> => {
+  const n = params.length
+  const [state, reason] = [`$${n + 1}`, `$${n + 2}`]
+  const set =
+    mode === 'note'
+      ? `verification_reason = ${reason}`
+      : `verification = ${state}, verification_reason = ${reason}, verified_at = ${mode === 'decide' ? 'now()' : 'NULL'}`
+  const res = await db.query<{ uri: string }>(
+    `WITH changed AS (UPDATE invite SET ${set} WHERE ${where} RETURNING uri, inviter, cid)
+     INSERT INTO audit_event (subject, collection, repo, event, reason, detail, seq, rev, cid)
+     SELECT c.uri, $${n + 3}, c.inviter, 'verification', ${state}::text, ${reason}::text, $${n + 4}::bigint, $${n + 5}::text, coalesce($${n + 6}::text, c.cid)
+     FROM changed c
+     RETURNING subject AS uri`,
+    [...params, outcome.state, outcome.reason, INVITE_NSID, source.seq ?? null, source.rev ?? null, source.cid ?? null],
   )
-  await auditVerification(client, res.rows.map((r) => r.uri), d, w)
+  return res.rows.map((r) => r.uri)
 }
 
 /** What the verified stream already tells about an invite's subject, if enough. */
@@ -45,16 +68,12 @@ const decideFromStream = async (client: PoolClient, w: InviteWrite): Promise<Dec
 export const settleInviteVerification = async (client: PoolClient, w: InviteWrite): Promise<boolean> => {
   const decision = await decideFromStream(client, w)
   if (decision) {
-    await setVerification(client, w, decision)
+    await changeVerification(client, 'uri = $1 AND cid = $2', [w.uri, w.cid], decision, w)
     await client.query('DELETE FROM verify_queue WHERE invite_uri = $1', [w.uri])
     return false
   }
   const queued: Decision = { state: 'pending', reason: "awaiting proof from the inviter's PDS" }
-  const res = await client.query<{ uri: string }>(
-    `UPDATE invite SET verification = $2, verification_reason = $3, verified_at = NULL WHERE uri = $1 RETURNING uri`,
-    [w.uri, queued.state, queued.reason],
-  )
-  await auditVerification(client, res.rows.map((r) => r.uri), queued, w)
+  await changeVerification(client, 'uri = $1', [w.uri], queued, w, 'queue')
   await client.query(
     `INSERT INTO verify_queue (invite_uri, invite_cid) VALUES ($1, $2)
      ON CONFLICT (invite_uri) DO UPDATE SET invite_cid = excluded.invite_cid, attempts = 0,
@@ -75,12 +94,7 @@ export const applySubjectToInvites = async (client: PoolClient, w: SubjectWrite)
     // Versions of the deleted record must not vouch for invites if the URI is used again.
     await client.query('DELETE FROM subject_version WHERE uri = $1', [w.uri])
     const ended: Decision = { state: 'subject-deleted', reason: 'the subject was deleted' }
-    const res = await client.query<{ uri: string }>(
-      `UPDATE invite SET verification = $2, verification_reason = $3, verified_at = now()
-       WHERE subject_uri = $1 AND verification IN ('verified', 'pending') RETURNING uri`,
-      [w.uri, ended.state, ended.reason],
-    )
-    await auditVerification(client, res.rows.map((r) => r.uri), ended, { seq: w.seq, rev: w.rev })
+    await changeVerification(client, `subject_uri = $1 AND verification IN ('verified', 'pending')`, [w.uri], ended, { seq: w.seq, rev: w.rev })
     await client.query(
       `DELETE FROM verify_queue q USING invite i WHERE q.invite_uri = i.uri AND i.subject_uri = $1`,
       [w.uri],
@@ -96,16 +110,14 @@ export const applySubjectToInvites = async (client: PoolClient, w: SubjectWrite)
   await client.query('INSERT INTO subject_version (uri, cid) VALUES ($1, $2) ON CONFLICT DO NOTHING', [w.uri, w.cid])
   // Invites still waiting for a proof of exactly this version have it now.
   const seen: Decision = { state: 'verified', reason: 'subject version seen on the verified stream' }
-  const proven = await client.query<{ uri: string }>(
-    `UPDATE invite SET verification = $3, verification_reason = $4, verified_at = now()
-     WHERE subject_uri = $1 AND subject_cid = $2 AND verification = 'pending'
-     RETURNING uri`,
-    [w.uri, w.cid, seen.state, seen.reason],
+  const proven = await changeVerification(
+    client,
+    `subject_uri = $1 AND subject_cid = $2 AND verification = 'pending'`,
+    [w.uri, w.cid],
+    seen,
+    { seq: w.seq, rev: w.rev },
   )
-  await auditVerification(client, proven.rows.map((r) => r.uri), seen, { seq: w.seq, rev: w.rev })
-  if (proven.rows.length > 0) {
-    await client.query('DELETE FROM verify_queue WHERE invite_uri = ANY($1)', [proven.rows.map((r) => r.uri)])
-  }
+  if (proven.length > 0) await client.query('DELETE FROM verify_queue WHERE invite_uri = ANY($1)', [proven])
 }
 
 /** Queues again the unverified invites of `inviter` that had left the queue. Returns how many. */
@@ -200,12 +212,7 @@ export const recordProof = async (
         : (seen.rowCount ?? 0) > 0
           ? { state: 'verified', reason: "subject proven from the inviter's signed repo" }
           : { state: 'cid-mismatch', reason: `the subject's proven CID is ${subject.currentCid}, not ${subjectCid}` }
-    const settled = await client.query<{ uri: string }>(
-      `UPDATE invite SET verification = $3, verification_reason = $4, verified_at = now()
-       WHERE uri = $1 AND cid = $2 AND verification = 'pending' RETURNING uri`,
-      [job.inviteUri, job.inviteCid, decision.state, decision.reason],
-    )
-    await auditVerification(client, settled.rows.map((r) => r.uri), decision, { cid: job.inviteCid })
+    await changeVerification(client, `uri = $1 AND cid = $2 AND verification = 'pending'`, [job.inviteUri, job.inviteCid], decision, { cid: job.inviteCid })
     await client.query('DELETE FROM verify_queue WHERE invite_uri = $1 AND invite_cid = $2', [job.inviteUri, job.inviteCid])
     return decision
   })
@@ -224,11 +231,14 @@ export const recordRetry = async (
   if (job.attempts + 1 >= maxAttempts) {
     await dropJob(pool, job)
     const reason = `no proof after ${maxAttempts} attempts: ${error}`
-    const res = await pool.query<{ uri: string }>(
-      `UPDATE invite SET verification_reason = $3 WHERE uri = $1 AND cid = $2 AND verification = 'pending' RETURNING uri`,
-      [job.inviteUri, job.inviteCid, reason],
+    await changeVerification(
+      pool,
+      `uri = $1 AND cid = $2 AND verification = 'pending'`,
+      [job.inviteUri, job.inviteCid],
+      { state: 'gave-up', reason },
+      { cid: job.inviteCid },
+      'note',
     )
-    await auditVerification(pool, res.rows.map((r) => r.uri), { state: 'gave-up', reason }, { cid: job.inviteCid })
     return 'gave-up'
   }
   await pool.query(
