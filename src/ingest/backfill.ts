@@ -69,6 +69,8 @@ export class Backfiller extends QueueWorker {
   private readonly keys: SigningKeys
   private readonly hosts: KeyedLimiter
   private readonly rates: KeyedRateLimiter
+  /** The discovery page being read, if any. */
+  private discovery: Promise<void> | null = null
 
   constructor(opts: BackfillOptions) {
     super(opts.pollMs ?? 1000, opts.log)
@@ -92,9 +94,16 @@ export class Backfiller extends QueueWorker {
   protected async step(): Promise<boolean> {
     const runs = await activeRuns(this.opts.pool)
     const discovering = runs.find((r) => r.status === 'discovering')
-    let discovered = false
-    if (discovering) discovered = await this.discoverOnePage(discovering)
-    const free = this.opts.concurrency - this.running.size
+    // A discovery page may take long (a PDS without listReposByCollection is asked repo by
+    // repo): it runs as a task of its own, so repos keep being claimed meanwhile.
+    if (discovering && !this.discovery) {
+      this.discovery = this.discoverOnePage(discovering).then(() => {
+        this.discovery = null
+      })
+      this.track(this.discovery)
+    }
+    // Repo syncs in flight, the discovery task aside.
+    const free = this.opts.concurrency - this.running.size + (this.discovery ? 1 : 0)
     let claimed = 0
     if (free > 0) {
       const jobs = await claimRepos(this.opts.pool, free, this.opts.leaseMs)
@@ -104,10 +113,10 @@ export class Backfiller extends QueueWorker {
     if (runs.some((r) => r.status === 'syncing')) {
       for (const id of await closeFinishedRuns(this.opts.pool)) this.opts.log.info({ run: id }, 'backfill finished')
     }
-    return discovered || (claimed > 0 && claimed === free)
+    return claimed > 0 && claimed === free
   }
 
-  private async discoverOnePage(run: BackfillRun): Promise<boolean> {
+  private async discoverOnePage(run: BackfillRun): Promise<void> {
     try {
       const page = await discoverPage(this.opts.discoveryUrl, run.discovery)
       await addDiscovered(this.opts.pool, run.id, page.dids, run.reason)
@@ -116,10 +125,10 @@ export class Backfiller extends QueueWorker {
         await finishDiscovery(this.opts.pool, run.id)
         this.opts.log.info({ run: run.id }, 'backfill discovery finished')
       }
-      return !page.done
     } catch (err) {
       this.opts.log.warn({ err: (err as Error).message, run: run.id }, 'backfill discovery failed; retrying')
-      return false
+      // The task's end wakes the worker: a failing relay is asked again a second later, not at once.
+      await new Promise((r) => setTimeout(r, 1000))
     }
   }
 
