@@ -24,6 +24,14 @@ export interface Config {
   relayIdleTimeoutMs: number
   /** Cap of the reconnect backoff. */
   relayMaxBackoffMs: number
+  /** Per-repo processing of the stream (see src/ingest/repo-queue.ts). */
+  ingest: {
+    concurrency: number
+    maxParkMs: number
+    maxQueuedBytes: number
+  }
+  /** Timeout of one DID document fetch. */
+  identityTimeoutMs: number
   /** Subject proofs fetched from inviters' PDSes. */
   verify: {
     concurrency: number
@@ -187,6 +195,12 @@ export const loadConfig = (): Config => {
     leaderRetryMs: intEnv('LEADER_RETRY_MS', 2000, 50, 600_000),
     relayIdleTimeoutMs: intEnv('RELAY_IDLE_TIMEOUT_MS', 120_000, 100, 3_600_000),
     relayMaxBackoffMs: intEnv('RELAY_MAX_BACKOFF_MS', 30_000, 10, 3_600_000),
+    ingest: {
+      concurrency: intEnv('INGEST_CONCURRENCY', 64, 1, 10_000),
+      maxParkMs: intEnv('INGEST_PARK_MAX_MS', 120_000, 100, 86_400_000),
+      maxQueuedBytes: intEnv('INGEST_QUEUE_MAX_BYTES', 32 * 1024 * 1024, 1024 * 1024, 4 * 1024 * 1024 * 1024),
+    },
+    identityTimeoutMs: intEnv('IDENTITY_TIMEOUT_MS', 5000, 100, 120_000),
     verify: {
       concurrency: intEnv('VERIFY_CONCURRENCY', 16, 1, 1000),
       perHost: intEnv('VERIFY_PER_HOST', 4, 1, 100),

@@ -1,24 +1,71 @@
-import { IdResolver, MemoryCache, parseToAtprotoDocument } from '@atproto/identity'
+import { IdResolver, parseToAtprotoDocument, type CacheResult, type DidCache, type DidDocument } from '@atproto/identity'
 import { safeFetchWrap } from '@atproto-labs/fetch-node'
-import type { SigningKeys } from './ingest/commit.ts'
-import { TransientError } from './ingest/subject.ts'
+import { Lru } from './lru.ts'
+import { TransientError } from './transient.ts'
+
+export interface SigningKeys {
+  /** The repo's current `#atproto` signing key as a did:key; `refresh` bypasses any cache. */
+  signingKey(did: string, refresh: boolean): Promise<string>
+}
+
+const HOUR = 60 * 60 * 1000
+
+/**
+ * `@atproto/identity`'s MemoryCache semantics (stale after an hour, expired after a day) in a
+ * bounded LRU: every service-auth issuer and every repo on the stream can add a document, and a
+ * wildcard did:web domain can mint them without end.
+ */
+export class BoundedDidCache implements DidCache {
+  private readonly docs: Lru<string, { doc: DidDocument; updatedAt: number }>
+  private readonly staleTtl: number
+  private readonly maxTtl: number
+  constructor(capacity: number, staleTtl = HOUR, maxTtl = 24 * HOUR) {
+    this.docs = new Lru(capacity)
+    this.staleTtl = staleTtl
+    this.maxTtl = maxTtl
+  }
+  get size(): number {
+    return this.docs.size
+  }
+  async cacheDid(did: string, doc: DidDocument): Promise<void> {
+    this.docs.set(did, { doc, updatedAt: Date.now() })
+  }
+  async refreshCache(did: string, getDoc: () => Promise<DidDocument | null>): Promise<void> {
+    const doc = await getDoc()
+    if (doc) await this.cacheDid(did, doc)
+  }
+  async checkCache(did: string): Promise<CacheResult | null> {
+    const hit = this.docs.get(did)
+    if (!hit) return null
+    const age = Date.now() - hit.updatedAt
+    return { did, doc: hit.doc, updatedAt: hit.updatedAt, stale: age > this.staleTtl, expired: age > this.maxTtl }
+  }
+  async clearEntry(did: string): Promise<void> {
+    this.docs.delete(did)
+  }
+  async clear(): Promise<void> {
+    this.docs.clear()
+  }
+}
 
 export interface IdentityOptions {
   plcUrl: string
   /** Loopback and private addresses are refused unless the network is a local one. */
   allowPrivateNetwork: boolean
   timeoutMs?: number
+  /** DID documents kept in memory (least recently used dropped first). */
+  cacheSize?: number
 }
 
 /**
  * DID resolution shared by the ingester (commit signatures) and the API (service auth).
- * DID documents are cached in memory; a failed signature check refreshes once.
+ * DID documents are cached in a bounded LRU; a failed signature check refreshes once.
  */
 export const createIdResolver = (opts: IdentityOptions): IdResolver =>
   new IdResolver({
     plcUrl: opts.plcUrl,
     timeout: opts.timeoutMs ?? 5000,
-    didCache: new MemoryCache(60 * 60 * 1000, 24 * 60 * 60 * 1000),
+    didCache: new BoundedDidCache(opts.cacheSize ?? 20_000),
     // DID documents are written by anyone: keep the SSRF-safe fetch unless told otherwise.
     fetch: opts.allowPrivateNetwork
       ? globalThis.fetch

@@ -62,6 +62,11 @@ export const createMetrics = (sources: MetricSources): Metrics => {
   counterBy('stream_problems_total', 'Problems reported by the relay (#info and error frames), by name.', 'name', () =>
     Object.fromEntries(Object.values(ingest.problems).map((p) => [p.name, p.count])),
   )
+  gauge('repos_parked', 'Repos whose next event waits for a retry (identity, PDS or database trouble).', () => ingest.parkedRepos)
+  gauge('repo_queue_events', 'Events waiting in per-repo queues.', () => ingest.queuedEvents)
+  gauge('repo_queue_bytes', 'Bytes of the events waiting in per-repo queues.', () => ingest.queuedBytes)
+  counterBy('ingest_retries_total', 'Events retried after a transient failure parked their repo, by reason.', 'reason', () => ingest.retries)
+  counter('signatures_deferred_total', 'Commits of tracked repos whose signature check was left to their repo\'s latest commit.', () => ingest.deferredSignatures)
   counter('resyncs_requested_total', 'Repo resyncs requested after a broken sync 1.1 chain.', () => ingest.resyncsRequested)
   counter('relay_reconnects_total', 'Reconnections to the relay.', () => ingest.reconnects)
   gauge('relay_connected', '1 while the relay subscription is open.', () => (ingest.connected ? 1 : 0))

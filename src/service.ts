@@ -43,7 +43,7 @@ export const startService = async (config: Config, log: Logger = createLogger(co
   }
   await migrate(databaseUrl, config.databaseSchema, log)
   const pool = createPool(databaseUrl, config.databaseSchema)
-  const idResolver = createIdResolver({ plcUrl: config.plcUrl, allowPrivateNetwork: config.allowPrivateNetwork })
+  const idResolver = createIdResolver({ plcUrl: config.plcUrl, allowPrivateNetwork: config.allowPrivateNetwork, timeoutMs: config.identityTimeoutMs })
   const lexicons = loadLexicons()
   const deps = { pool, idResolver, lexicons, log }
   const verifier = createVerifier(config, deps)
@@ -58,6 +58,7 @@ export const startService = async (config: Config, log: Logger = createLogger(co
     backfillOnGap: config.backfill.onGap,
     relayIdleTimeoutMs: config.relayIdleTimeoutMs,
     relayMaxBackoffMs: config.relayMaxBackoffMs,
+    limits: config.ingest,
     onBackfillRequested: () => backfiller.wake(),
     pool,
     relayUrl: config.relayUrl,

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { P256Keypair, Secp256k1Keypair, verifySignature } from '@atproto/crypto'
-import { verifyDidSignature } from '../src/ingest/signature.ts'
+import { nativeSecp256k1, parsePublicKey, verifyDidSignature, verifySignature as verifyParsed } from '../src/ingest/signature.ts'
 
 const ORDERS = {
   ES256K: 0xfffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141n,
@@ -14,7 +14,12 @@ const highS = (sig: Uint8Array, n: bigint): Uint8Array => {
   return new Uint8Array(Buffer.concat([Buffer.from(sig.subarray(0, 32)), flipped]))
 }
 
-describe('OpenSSL signature verification', () => {
+describe('signature verification (libsecp256k1 for ES256K, OpenSSL for ES256)', () => {
+  it('uses the native libsecp256k1 binary that the secp256k1 package ships, not a JS fallback', () => {
+    expect(nativeSecp256k1).toBe(true)
+    expect(parsePublicKey('did:key:zQ3shokFTS3brHcDQrn82RUDfCZESWL1ZdCEJwekUDPQiYBme').openssl).toBeNull()
+  })
+
   for (const [alg, make] of [
     ['ES256K', () => Secp256k1Keypair.create()],
     ['ES256', () => P256Keypair.create()],
@@ -28,6 +33,8 @@ describe('OpenSSL signature verification', () => {
         const did = key.did()
         expect(verifyDidSignature(did, data, sig)).toBe(true)
         expect(await verifySignature(did, data, sig)).toBe(true)
+        const parsed = parsePublicKey(did)
+        expect(verifyParsed(parsed, data, sig)).toBe(true)
 
         const tampered = new Uint8Array(data)
         tampered[0] = (tampered[0] as number) ^ 1
@@ -36,6 +43,8 @@ describe('OpenSSL signature verification', () => {
 
         const malleable = highS(sig, ORDERS[alg])
         expect(verifyDidSignature(did, data, malleable)).toBe(false)
+        expect(verifyParsed(parsed, data, malleable)).toBe(false)
+        expect(verifyParsed(parsed, tampered, sig)).toBe(false)
         expect(await verifySignature(did, data, malleable)).toBe(false)
 
         expect(verifyDidSignature(other.did(), data, sig)).toBe(false)

@@ -253,3 +253,34 @@ export const backfillProgress = async (pool: Pool): Promise<BackfillProgress> =>
     resync: resync.rows[0] ?? { pending: 0, failed: 0, desynchronized: 0 },
   }
 }
+
+/** Tracked repos' DIDs in pages (keyset), for the ingester's membership filter. */
+export const repoStateDidsAfter = async (pool: Pool, after: string, limit: number): Promise<string[]> => {
+  const res = await pool.query<{ did: string }>('SELECT did FROM repo_state WHERE did > $1 ORDER BY did LIMIT $2', [after, limit])
+  return res.rows.map((r) => r.did)
+}
+
+/** Chain positions of many repos in one statement; a position never moves a repo's rev backwards. */
+export const advanceRepoStates = async (db: Db, positions: readonly { did: string; rev: string; dataCid: string | null }[]): Promise<void> => {
+  if (positions.length === 0) return
+  await db.query(
+    `INSERT INTO repo_state (did, rev, data_cid)
+     SELECT * FROM unnest($1::text[], $2::text[], $3::text[])
+     ON CONFLICT (did) DO UPDATE SET rev = excluded.rev, data_cid = excluded.data_cid, updated_at = now()
+     WHERE repo_state.rev < excluded.rev`,
+    [positions.map((p) => p.did), positions.map((p) => p.rev), positions.map((p) => p.dataCid)],
+  )
+}
+
+/**
+ * The newest rev of any record the index holds (or held) of this repo, tracked or not; null when
+ * it holds none. A `#sync` past it must resync the repo.
+ */
+export const latestRecordRev = async (pool: Pool, did: string): Promise<string | null> => {
+  const res = await pool.query<{ rev: string | null }>(
+    `SELECT max(rev) AS rev FROM record_rev WHERE starts_with(uri, $1)
+     HAVING bool_or(NOT deleted)`,
+    [`at://${did}/`],
+  )
+  return res.rows[0]?.rev ?? null
+}

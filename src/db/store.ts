@@ -1,7 +1,7 @@
 import type { Pool, PoolClient } from './pool.ts'
 import { inTransaction } from './transaction.ts'
-import { INVITE_NSID, type Effect, type InviteWrite, type AcceptanceWrite, type RecordDelete, type Rejection, type AccountStatus, type SubjectWrite } from './effects.ts'
-import { advanceRepoState, requestFullBackfill, requestResync } from './backfill.ts'
+import { INVITE_NSID, type Effect, type InviteWrite, type AcceptanceWrite, type RecordDelete, type Rejection, type AccountStatus, type SubjectWrite, type RepoPosition } from './effects.ts'
+import { advanceRepoState, advanceRepoStates, requestFullBackfill, requestResync } from './backfill.ts'
 import { settleInviteVerification, applySubjectToInvites, requeueStalledProofs } from './verification.ts'
 import { auditAccount, auditDelete, auditRejection, auditWrite, purgeAccountMessages } from './audit.ts'
 
@@ -23,12 +23,20 @@ export const applyEffects = (
 ): Promise<BatchResult> =>
   inTransaction(pool, async (client) => {
     const result: BatchResult = { applied: 0, stale: 0, queued: 0 }
+    // Chain positions go in one statement: a batch can carry one for every active tracked repo.
+    const positions: RepoPosition[] = []
     for (const effect of effects) {
+      if (effect.kind === 'repo') {
+        positions.push(effect)
+        continue
+      }
       const outcome = await applyEffect(client, effect)
       if (outcome === false) result.stale++
       else result.applied++
       if (outcome === 'queued') result.queued++
     }
+    await advanceRepoStates(client, positions)
+    result.applied += positions.length
     await finish?.(client)
     return result
   })

@@ -2,6 +2,7 @@ import { MemoryBlockstore, MST, def, readCarWithRoot, type BlockMap } from '@atp
 import { verifyCommitSignature } from './signature.ts'
 import { isCidForBytes, type Cid } from '@atproto/lex-data'
 import type { CommitEvent, RepoOp } from './frame.ts'
+import type { SigningKeys } from '../identity.ts'
 
 /** Why a commit (or a repo proof) could not be trusted. */
 export class VerificationError extends Error {
@@ -12,10 +13,7 @@ export class VerificationError extends Error {
   }
 }
 
-export interface SigningKeys {
-  /** The repo's current `#atproto` signing key as a did:key; `refresh` bypasses any cache. */
-  signingKey(did: string, refresh: boolean): Promise<string>
-}
+export type { SigningKeys }
 
 export interface SignedRepo {
   root: Cid

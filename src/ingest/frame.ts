@@ -5,8 +5,12 @@ import { CHIVE_PREFIX } from '../db/effects.ts'
 export interface RepoOp {
   action: 'create' | 'update' | 'delete'
   path: string
-  /** Decoded only for Chive records (`pub.chive.*`), the only ones whose CID is ever used. */
+  /** Decoded only for Chive records (`pub.chive.*`), the only ones whose record is ever read. */
   cid: Cid | null
+  /** The op's CID as sent (any collection), for the chain's inversion; null for deletes. */
+  link: CidLinkWrapper | null
+  /** The record's CID before this op (sync 1.1), for updates and deletes. */
+  prev: CidLinkWrapper | null
 }
 
 export interface CommitEvent {
@@ -18,6 +22,8 @@ export interface CommitEvent {
   /** The MST root before this commit (sync 1.1); null from older PDS software. */
   prevData: string | null
   commit: Cid
+  /** The commit CID as sent, undecoded. */
+  commitLink: CidLinkWrapper
   blocks: Uint8Array
   ops: RepoOp[]
   time: string
@@ -117,7 +123,7 @@ class LazyCommit implements CommitEvent {
   #prev: CidLinkWrapper | null
   #commit: Cid | undefined
 
-  constructor(f: Omit<CommitEvent, 'type' | 'commit' | 'prevData'>, link: CidLinkWrapper, prev: CidLinkWrapper | null) {
+  constructor(f: Omit<CommitEvent, 'type' | 'commit' | 'commitLink' | 'prevData'>, link: CidLinkWrapper, prev: CidLinkWrapper | null) {
     this.seq = f.seq
     this.repo = f.repo
     this.rev = f.rev
@@ -127,6 +133,10 @@ class LazyCommit implements CommitEvent {
     this.time = f.time
     this.#link = link
     this.#prev = prev
+  }
+
+  get commitLink(): CidLinkWrapper {
+    return this.#link
   }
 
   get commit(): Cid {
@@ -172,7 +182,7 @@ const parseOps = (raw: unknown, seq: number): RepoOp[] => {
   if (!Array.isArray(raw)) throw new FrameError('bad-field', 'ops is not an array', seq)
   return raw.map((op: unknown) => {
     if (!isObj(op)) throw new FrameError('bad-field', 'op is not an object', seq)
-    const { action, path, cid } = op
+    const { action, path, cid, prev } = op
     if (action !== 'create' && action !== 'update' && action !== 'delete') {
       throw new FrameError('bad-field', `unknown op action`, seq)
     }
@@ -180,10 +190,15 @@ const parseOps = (raw: unknown, seq: number): RepoOp[] => {
     if (cid !== null && cid !== undefined && !(cid instanceof CidLinkWrapper)) {
       throw new FrameError('bad-field', 'op cid is not a CID', seq)
     }
-    if (!path.startsWith(CHIVE_PREFIX) || cid === null || cid === undefined) return { action, path, cid: null }
-    const decoded = toCid(cid)
+    if (prev !== null && prev !== undefined && !(prev instanceof CidLinkWrapper)) {
+      throw new FrameError('bad-field', 'op prev is not a CID', seq)
+    }
+    const link = cid ?? null
+    const before = prev ?? null
+    if (!path.startsWith(CHIVE_PREFIX) || link === null) return { action, path, cid: null, link, prev: before }
+    const decoded = toCid(link)
     if (!decoded) throw new FrameError('bad-field', 'op cid is not a valid CID', seq)
-    return { action, path, cid: decoded }
+    return { action, path, cid: decoded, link, prev: before }
   })
 }
 

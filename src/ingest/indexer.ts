@@ -1,19 +1,54 @@
+/**
+ * The ingester: reading and filtering on the reading path, per-repo processing, checkpointing.
+ *
+ *   relay.ts ─frames─> indexer (decode, filter) ─per repo─> repo-queue.ts ─> repo-events.ts
+ *                                                                       └─effects─> checkpoint.ts ─> Postgres
+ *
+ * Where the invariants live: per-repo order in repo-queue.ts, the low-water-mark cursor in
+ * checkpoint.ts, what counts as a verdict in repo-events.ts. This file only routes: a frame of a
+ * repo that is not tracked and touches no Chive record is done as soon as it is decoded (the vast
+ * majority); everything else goes to its repo's queue.
+ */
 import type { IdResolver } from '@atproto/identity'
 import type { Lexicons } from '@atproto/lexicon'
 import type { Logger } from '../log.ts'
 import type { Pool } from '../db/pool.ts'
 import { knownRelays, readCursor } from '../db/cursor.ts'
-import { applyEffects, commitBatch } from '../db/store.ts'
-import { CHIVE_PREFIX, OUR_COLLECTIONS, type Collection, type Effect } from '../db/effects.ts'
-import { parseToAtprotoDocument } from '@atproto/identity'
-import { loadRepoStates, readRepoState, requestFullBackfill, type RepoState } from '../db/backfill.ts'
-import { decodeFrame, FrameError, type CommitEvent, type FirehoseEvent, type IdentityEvent, type RepoOp, type SyncEvent } from './frame.ts'
-import { openSignedRepo, verifyCommitOps, VerificationError, type SignedRepo, type SigningKeys } from './commit.ts'
-import { recordEffect } from './record.ts'
+import { latestRecordRev, requestFullBackfill } from '../db/backfill.ts'
+import { CHIVE_PREFIX, type Effect } from '../db/effects.ts'
+import { decodeFrame, FrameError, type FirehoseEvent } from './frame.ts'
 import { RelaySubscription } from './relay.ts'
 import type { SubjectVerifier } from './verifier.ts'
 import { bump } from './counts.ts'
-import { signingKeys } from '../identity.ts'
+import { Checkpoint, type Mark } from './checkpoint.ts'
+import { RepoQueues, type QueuedJob } from './repo-queue.ts'
+import { RepoEvents, type RepoEvent } from './repo-events.ts'
+import { RepoKeys } from './keys.ts'
+import { TrackedRepos } from './tracked.ts'
+import { TransientError } from '../transient.ts'
+
+export interface IngestLimits {
+  /** Repos processed at once. */
+  concurrency: number
+  /** Events a parked repo may hold before it is handed to a resync. */
+  maxPerRepo: number
+  /** Bytes of events all repo queues may hold; the reader waits past it. */
+  maxQueuedBytes: number
+  /** Longest a repo stays parked before it is handed to a resync. */
+  maxParkMs: number
+  /** First retry delay of a parked repo (doubling, jittered). */
+  parkBackoffMs: number
+  parkMaxBackoffMs: number
+}
+
+export const DEFAULT_INGEST_LIMITS: IngestLimits = {
+  concurrency: 64,
+  maxPerRepo: 1000,
+  maxQueuedBytes: 32 * 1024 * 1024,
+  maxParkMs: 120_000,
+  parkBackoffMs: 250,
+  parkMaxBackoffMs: 30_000,
+}
 
 export interface IndexerOptions {
   pool: Pool
@@ -36,6 +71,7 @@ export interface IndexerOptions {
   cursorIntervalMs?: number
   /** Effects gathered before a commit is forced even while frames keep coming. */
   maxBatch?: number
+  limits?: Partial<IngestLimits>
 }
 
 /** A stream condition worth an operator's attention (OutdatedCursor, FutureCursor, ...). */
@@ -62,45 +98,49 @@ export interface IndexerStatus {
   malformed: Record<string, number>
   rejected: Record<string, number>
   problems: Record<string, StreamProblem>
+  /** Transient failures that parked a repo, by reason; and repos parked now. */
+  retries: Record<string, number>
+  parkedRepos: number
+  /** Events waiting in repo queues, and their bytes. */
+  queuedEvents: number
+  queuedBytes: number
+  /** Commits whose signature check was deferred to their repo's latest (sync 1.1 chain). */
+  deferredSignatures: number
   startedAt: string
   verification: SubjectVerifier['status'] | null
 }
 
-const collectionOf = (path: string): string => {
-  const slash = path.indexOf('/')
-  return slash === -1 ? path : path.slice(0, slash)
+interface Job extends QueuedJob {
+  event: RepoEvent
+  mark: Mark | null
 }
 
-type VerifiedCommit = Awaited<ReturnType<typeof verifyCommitOps>>
+const immediate = () => new Promise<void>((r) => setImmediate(r))
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+/** Frames handled before the reading loop lets I/O and repo processing run. */
+const SLICE = 256
 
-/**
- * Reads the relay in order, verifies every commit that touches our collections, and commits
- * the resulting effects together with the cursor. One event at a time: order per repo holds
- * by construction, and a slow database slows reading instead of growing a queue.
- */
 export class Indexer {
-  private readonly opts: Required<Omit<IndexerOptions, 'startCursor' | 'verifier' | 'onBackfillRequested'>> &
+  private readonly opts: Required<Omit<IndexerOptions, 'startCursor' | 'verifier' | 'onBackfillRequested' | 'limits'>> &
     Pick<IndexerOptions, 'startCursor' | 'verifier' | 'onBackfillRequested'>
-  private readonly keys: SigningKeys
+  private readonly limits: IngestLimits
+  private readonly keys: RepoKeys
+  private readonly tracked: TrackedRepos
+  private readonly events: RepoEvents
+  private readonly checkpoint: Checkpoint
+  private readonly queues: RepoQueues<Job>
   private relay: RelaySubscription | null = null
-  private pending: Effect[] = []
-  /** Whether a reader could see any of `pending`, and whether it asks for a backfill. */
-  private visible = false
-  private backfillWanted = false
-  /** Chain positions of tracked repos (those that have held an invite or acceptance). */
-  private repos = new Map<string, RepoState>()
   private lastSeq: number | null = null
-  private committedSeq: number | null = null
-  private lastCommitAt = 0
   private stopping = false
   private done: Promise<void> | null = null
+  private sweeper: NodeJS.Timeout | null = null
+  /** Tracked repos with a commit whose signature is still to check. */
+  private unsigned = new Set<string>()
   readonly status: IndexerStatus
 
   constructor(opts: IndexerOptions) {
     this.opts = { cursorIntervalMs: 1000, maxBatch: 500, backfillOnGap: true, relayIdleTimeoutMs: 120_000, relayMaxBackoffMs: 30_000, ...opts }
-    this.keys = signingKeys(this.opts.idResolver)
+    this.limits = { ...DEFAULT_INGEST_LIMITS, ...opts.limits }
     this.status = {
       relay: opts.relayUrl,
       connected: false,
@@ -117,21 +157,78 @@ export class Indexer {
       malformed: {},
       rejected: {},
       problems: {},
+      retries: {},
+      parkedRepos: 0,
+      queuedEvents: 0,
+      queuedBytes: 0,
+      deferredSignatures: 0,
       startedAt: new Date().toISOString(),
       verification: null,
     }
+    this.keys = new RepoKeys(this.opts.idResolver)
+    this.tracked = new TrackedRepos(this.opts.pool)
+    this.events = new RepoEvents({
+      lexicons: this.opts.lexicons,
+      keys: this.keys,
+      idResolver: this.opts.idResolver,
+      tracked: this.tracked,
+      log: this.opts.log,
+      counts: this.status,
+      latestRecordRev: (did) => latestRecordRev(this.opts.pool, did),
+      onUnsigned: (did) => this.unsigned.add(did),
+    })
+    this.checkpoint = new Checkpoint({
+      pool: this.opts.pool,
+      relayUrl: this.opts.relayUrl,
+      log: this.opts.log,
+      status: () => this.snapshotStatus(),
+      maxBatch: this.opts.maxBatch,
+      intervalMs: this.opts.cursorIntervalMs,
+      onCommitted: (res, backfillWanted) => {
+        this.status.eventsIndexed += res.applied
+        this.status.staleIgnored += res.stale
+        if (res.queued > 0) this.opts.verifier?.wake()
+        if (backfillWanted) this.opts.onBackfillRequested?.()
+      },
+      onSettled: () => this.kick(),
+    })
+    this.queues = new RepoQueues<Job>({
+      concurrency: this.limits.concurrency,
+      maxPerRepo: this.limits.maxPerRepo,
+      maxBytes: this.limits.maxQueuedBytes,
+      maxParkMs: this.limits.maxParkMs,
+      baseBackoffMs: this.limits.parkBackoffMs,
+      maxBackoffMs: this.limits.parkMaxBackoffMs,
+      process: async (did, job) => {
+        const effects = await this.events.process(did, job.event)
+        this.finish(job, effects)
+        // The reader may be waiting for frames: what just finished must not wait for it.
+        this.kick()
+      },
+      onPark: (did, err, attempt, retryInMs) => {
+        const reason = err instanceof TransientError ? err.reason : 'internal-error'
+        bump(this.status.retries, reason)
+        const log = attempt === 1 || attempt % 10 === 0 ? this.opts.log.warn.bind(this.opts.log) : this.opts.log.debug.bind(this.opts.log)
+        log({ did, reason, err: (err as Error).message, attempt, retryInMs }, 'repo parked; its events wait')
+      },
+      onOverflow: (did, jobs, reason) => {
+        const effects: Effect[] = []
+        this.events.resync(did, `${jobs.length} events handed to a resync: ${reason}`, effects)
+        // The resync request lands in the batch before the cursor can pass the events it covers.
+        for (const e of effects) this.checkpoint.push(e)
+        for (const job of jobs) if (job.mark) this.checkpoint.marks.close(job.mark)
+      },
+    })
   }
 
   /** Resolves once the stored cursor is read and the subscription is opening. */
   async start(): Promise<void> {
     // Restartable: a replica that regains leadership resumes from the committed cursor.
     this.stopping = false
-    this.pending = []
-    this.visible = false
-    this.backfillWanted = false
-    this.lastCommitAt = 0
+    this.queues.reset()
+    this.unsigned.clear()
     const stored = await readCursor(this.opts.pool, this.opts.relayUrl)
-    this.repos = await loadRepoStates(this.opts.pool)
+    await this.tracked.load()
     if (stored === null && this.opts.backfillOnGap) {
       const known = await knownRelays(this.opts.pool)
       const reason = known.length === 0 ? 'first start: nothing indexed yet' : `relay changed from ${known.join(', ')}`
@@ -141,21 +238,25 @@ export class Indexer {
       }
     }
     this.lastSeq = stored ?? this.opts.startCursor ?? null
-    this.committedSeq = stored
+    this.checkpoint.reset(stored, this.lastSeq)
     this.relay = new RelaySubscription({
       url: this.opts.relayUrl,
+      // A reconnect resumes after the last seq read: events read but not finished wait in
+      // their queues across the reconnect. A restart resumes from the committed low-water mark.
       getCursor: () => this.lastSeq,
       log: this.opts.log,
       idleTimeoutMs: this.opts.relayIdleTimeoutMs,
       maxBackoffMs: this.opts.relayMaxBackoffMs,
     })
     this.relay.start()
+    this.sweeper = setInterval(() => this.sweep(), 1000)
     this.done = this.loop()
   }
 
-  /** Stops reading, commits what was read, and resolves when the cursor is saved. */
+  /** Stops reading, lets running work finish, commits what finished, and resolves when the cursor is saved. */
   async stop(): Promise<void> {
     this.stopping = true
+    if (this.sweeper) clearInterval(this.sweeper)
     this.relay?.stop()
     await this.done
   }
@@ -164,45 +265,50 @@ export class Indexer {
     const relay = this.relay
     if (!relay) return
     while (!this.stopping) {
-      const frame = relay.take() ?? (await relay.next(this.opts.cursorIntervalMs))
-      if (frame) {
-        try {
-          // Most frames are done synchronously; only those with work to wait for return a promise.
-          const work = this.handleFrame(frame)
-          if (work) await work
-        } catch (err) {
-          // A bug on one event must not stop the stream; the event is counted and logged.
-          bump(this.status.malformed, 'internal-error')
-          this.opts.log.error({ err }, 'event could not be processed')
-        }
+      let frame: Uint8Array | null | undefined = relay.take() ?? (await relay.next(this.opts.cursorIntervalMs))
+      for (let n = 0; frame && n < SLICE; n++) {
+        this.intake(frame)
+        frame = n + 1 < SLICE ? relay.take() : undefined
       }
-      const idleMs = Date.now() - this.lastCommitAt
-      // The cursor is saved every interval while it moves; the status, for the health endpoint
-      // of every replica, at least every five intervals even when the stream is quiet.
-      const due =
-        idleMs >= this.opts.cursorIntervalMs &&
-        (this.lastSeq !== this.committedSeq || idleMs >= 5 * this.opts.cursorIntervalMs)
-      // Relevant effects are committed as soon as the backlog is drained (freshness), and in
-      // batches while it is not (throughput).
-      if ((this.visible && relay.buffered === 0) || this.pending.length >= this.opts.maxBatch || due) {
-        await this.flush(Infinity, due)
+      if (frame) this.intake(frame)
+      this.checkpoint.maybeCommit(this.drained())
+      // Back-pressure: repo queues full, or the database behind. The socket pauses meanwhile.
+      if (this.queues.bytes > this.limits.maxQueuedBytes) await this.queues.room(this.limits.maxQueuedBytes / 2)
+      while (!this.stopping && this.checkpoint.failures > 0 && this.checkpoint.size > 10 * this.opts.maxBatch) {
+        await new Promise((r) => setTimeout(r, 50))
       }
+      await immediate()
     }
-    await this.flush(5_000)
+    this.queues.stop()
+    await this.queues.idle()
+    await this.checkpoint.flush(5_000)
   }
 
   /**
-   * Effects a reader can see. Bookkeeping (chain positions, identity requeues) and the account
-   * status of repos that never held our records (served queries look only at inviters and
-   * acceptance authors; moderators' audit can wait) ride along with the next batch.
+   * Nothing read is waiting to be processed. Repos that are running may be waiting on the
+   * network (a DID document that hangs) and parked ones for minutes: neither holds back what
+   * other repos finished; each job that finishes asks for a commit check of its own.
    */
-  private readonly isVisible = (e: Effect): boolean =>
-    e.kind !== 'repo' && e.kind !== 'identity' && (e.kind !== 'account' || this.repos.has(e.did))
+  private drained(): boolean {
+    return (this.relay?.buffered ?? 0) === 0 && this.queues.waiting === 0
+  }
 
-  private push(effect: Effect): void {
-    this.pending.push(effect)
-    if (this.isVisible(effect)) this.visible = true
-    if (effect.kind === 'gap' || effect.kind === 'resync') this.backfillWanted = true
+  private kickPending = false
+  /** A commit check once the current burst of work settles. */
+  private kick(): void {
+    if (this.kickPending || this.stopping) return
+    this.kickPending = true
+    setImmediate(() => {
+      this.kickPending = false
+      if (!this.stopping) this.checkpoint.maybeCommit(this.drained())
+    })
+  }
+
+  private sweep(): void {
+    this.queues.sweep()
+    // Deferred signature checks ride in their repo's queue, after the commits they cover.
+    for (const did of this.unsigned) this.enqueue(did, { event: { type: 'signature-check' }, mark: null, bytes: 0 })
+    this.unsigned.clear()
   }
 
   snapshotStatus(): IndexerStatus {
@@ -215,46 +321,40 @@ export class Indexer {
       lastDisconnectReason: r?.lastDisconnectReason ?? null,
       nextRetryInMs: r?.nextRetryInMs ?? null,
       lastSeq: this.lastSeq,
+      parkedRepos: this.queues.parked,
+      queuedEvents: this.queues.jobs,
+      queuedBytes: this.queues.bytes,
       verification: this.opts.verifier?.status ?? null,
     }
   }
 
-  /** Commits pending effects with the cursor; retries while the database is away. */
-  private async flush(giveUpAfterMs = Infinity, force = false): Promise<void> {
-    const seq = this.lastSeq
-    if (this.pending.length === 0 && (seq === null || (!force && seq === this.committedSeq))) return
-    const effects = this.pending
-    const backfillWanted = this.backfillWanted
-    const started = Date.now()
-    for (let attempt = 0; ; attempt++) {
-      try {
-        // Effects of seq-less messages (#info) can come before any seq: commit them alone.
-        const res =
-          seq === null
-            ? await applyEffects(this.opts.pool, effects)
-            : await commitBatch(this.opts.pool, this.opts.relayUrl, effects, seq, this.snapshotStatus())
-        this.status.eventsIndexed += res.applied
-        this.status.staleIgnored += res.stale
-        if (res.queued > 0) this.opts.verifier?.wake()
-        if (backfillWanted) this.opts.onBackfillRequested?.()
-        break
-      } catch (err) {
-        if (Date.now() - started > giveUpAfterMs || (this.stopping && giveUpAfterMs === Infinity)) {
-          this.opts.log.error({ err, seq }, 'could not commit; the events will be replayed from the stored cursor')
-          return
-        }
-        this.opts.log.error({ err, seq, attempt }, 'commit failed; retrying')
-        await sleep(Math.min(5000, 100 * 2 ** attempt))
-      }
+  /** A repo synced from its PDS: its chain position is now the snapshot's. */
+  trackRepo(did: string, rev: string, dataCid: string): void {
+    const held = this.tracked.peek(did)
+    if (!held || held.rev <= rev) {
+      this.tracked.track(did, { rev, dataCid, status: 'synced', unsigned: null })
+      return
     }
-    this.pending = []
-    this.visible = false
-    this.backfillWanted = false
-    this.committedSeq = seq
-    this.lastCommitAt = Date.now()
+    // The stream is already past the snapshot: its chain is followed from where it is.
+    held.status = 'synced'
   }
 
-  private handleFrame(frame: Uint8Array): Promise<void> | undefined {
+  private finish(job: Job, effects: Effect[]): void {
+    for (const e of effects) this.checkpoint.push(e)
+    if (job.mark) this.checkpoint.marks.close(job.mark)
+  }
+
+  private enqueue(did: string, job: Omit<Job, 'bytes'> & { bytes: number }): void {
+    this.queues.push(did, job)
+  }
+
+  /** Effects that need no repo order (the repo has nothing queued), and the seq is done. */
+  private direct(seq: number, effects: Effect[]): void {
+    for (const e of effects) this.checkpoint.push(e)
+    this.checkpoint.marks.seen(seq)
+  }
+
+  private intake(frame: Uint8Array): void {
     this.status.framesReceived++
     let evt: FirehoseEvent
     try {
@@ -263,7 +363,7 @@ export class Indexer {
       const e = err instanceof FrameError ? err : new FrameError('bad-frame', String(err))
       bump(this.status.malformed, e.reason)
       this.opts.log.warn({ reason: e.reason, seq: e.seq, err: e.message }, 'malformed frame skipped')
-      if (e.seq !== undefined) this.advance(e.seq)
+      if (e.seq !== undefined) this.seen(e.seq)
       return
     }
     switch (evt.type) {
@@ -281,43 +381,49 @@ export class Indexer {
       }
       case 'commit': {
         this.status.lastEventTime = evt.time || null
-        const { seq } = evt
-        // The 99.8%: no Chive record, no tracked repo. Nothing to verify, nothing to wait for.
-        if (!this.repos.has(evt.repo) && !evt.ops.some((op) => op.path.startsWith(CHIVE_PREFIX))) {
-          this.advance(seq)
+        this.lastSeq = evt.seq
+        // The great majority: no Chive record, no tracked repo. Nothing to verify, nothing to wait for.
+        if (!this.tracked.mayBeTracked(evt.repo) && !this.queues.has(evt.repo) && !hasChiveOp(evt.ops)) {
+          this.checkpoint.marks.seen(evt.seq)
           return
         }
-        return this.handleCommit(evt).then(() => this.advance(seq))
-      }
-      case 'account':
-        this.push({ kind: 'account', did: evt.did, active: evt.active, status: evt.status, seq: evt.seq })
-        this.advance(evt.seq)
+        this.enqueue(evt.repo, { event: evt, mark: this.checkpoint.marks.open(evt.seq), bytes: evt.blocks.length + 256 })
         return
-      case 'identity': {
-        // Forget the cached document (the next check fetches the new one); a moved PDS may
-        // also answer the subject proofs that the old one could not.
-        const { seq } = evt
-        if (!this.repos.has(evt.did)) {
-          // Not a repo whose signing key we follow: nothing to compare, no need to wait.
-          void this.opts.idResolver.did.cache?.clearEntry(evt.did).catch(() => {})
-          this.push({ kind: 'identity', did: evt.did, seq })
-          this.advance(seq)
+      }
+      case 'identity':
+      case 'account': {
+        this.lastSeq = evt.seq
+        if (this.tracked.mayBeTracked(evt.did) || this.queues.has(evt.did)) {
+          this.enqueue(evt.did, { event: evt, mark: this.checkpoint.marks.open(evt.seq), bytes: 256 })
           return
         }
-        return this.handleIdentity(evt).then(() => this.advance(seq))
+        if (evt.type === 'identity') {
+          // Not a repo whose chain we follow: forget its key and document, nothing to compare.
+          this.keys.forget(evt.did)
+          void this.opts.idResolver.did.cache?.clearEntry(evt.did).catch(() => {})
+          this.direct(evt.seq, [{ kind: 'identity', did: evt.did, seq: evt.seq }])
+          return
+        }
+        const out: Effect[] = []
+        if (evt.active || evt.status === undefined || (evt.status !== 'desynchronized' && evt.status !== 'throttled')) {
+          out.push({ kind: 'account', did: evt.did, active: evt.active, status: evt.status, seq: evt.seq })
+        }
+        this.direct(evt.seq, out)
+        return
       }
-      case 'sync': {
-        const { seq } = evt
-        return this.handleSync(evt).then(() => this.advance(seq))
-      }
+      case 'sync':
+        this.lastSeq = evt.seq
+        this.enqueue(evt.did, { event: evt, mark: this.checkpoint.marks.open(evt.seq), bytes: evt.blocks.length + 256 })
+        return
       case 'other':
-        if (evt.seq !== undefined) this.advance(evt.seq)
+        if (evt.seq !== undefined) this.seen(evt.seq)
         return
     }
   }
 
-  private advance(seq: number): void {
+  private seen(seq: number): void {
     this.lastSeq = seq
+    this.checkpoint.marks.seen(seq)
   }
 
   private problem(name: string, message: string | undefined): void {
@@ -326,149 +432,14 @@ export class Indexer {
     this.opts.log.error({ name, message, relay: this.opts.relayUrl }, 'relay reported a stream problem')
   }
 
-  private reject(op: RepoOp, evt: CommitEvent, reason: string, detail: string): void {
-    bump(this.status.rejected, reason)
-    this.opts.log.warn({ repo: evt.repo, path: op.path, seq: evt.seq, reason, detail }, 'op rejected')
-    this.push({
-      kind: 'rejection',
-      uri: `at://${evt.repo}/${op.path}`,
-      collection: collectionOf(op.path),
-      repo: evt.repo,
-      rev: undefined,
-      cid: op.cid?.toString(),
-      seq: evt.seq,
-      reason,
-      detail,
-      record: undefined,
-    })
-  }
-
-  /** Verifies a commit, waiting a little when the DID document cannot be fetched. */
-  private async verify(evt: CommitEvent, ops: readonly RepoOp[]): Promise<VerifiedCommit | { reason: string; detail: string }> {
-    for (let attempt = 0; ; attempt++) {
-      try {
-        return await verifyCommitOps(evt, ops, this.keys)
-      } catch (err) {
-        if (err instanceof VerificationError) return { reason: err.reason, detail: err.message }
-        // An identity outage is not a forgery: retry before giving up on the event.
-        if (attempt >= 2 || this.stopping) return { reason: 'identity-unavailable', detail: (err as Error).message }
-        await sleep(500 * 2 ** attempt)
-      }
-    }
-  }
-
   private gap(reason: string): void {
     if (!this.opts.backfillOnGap) return
     this.opts.log.warn({ reason }, 'gap in the stream; full backfill requested')
-    this.push({ kind: 'gap', reason })
+    this.checkpoint.push({ kind: 'gap', reason })
   }
+}
 
-  private resync(did: string, reason: string): void {
-    this.status.resyncsRequested++
-    this.opts.log.warn({ did, reason }, 'repo out of sync; resync queued')
-    this.push({ kind: 'resync', did, reason })
-  }
-
-  /**
-   * Sync 1.1: a commit of a tracked repo must continue the chain we hold (`since` = our rev,
-   * `prevData` = our MST root when the PDS sends it). A break means missed events: resync.
-   */
-  private async checkChain(evt: CommitEvent, held: RepoState): Promise<void> {
-    if (evt.rev <= held.rev) return
-    const continues = (s: RepoState) =>
-      evt.since === s.rev && (evt.prevData === null || s.dataCid === null || evt.prevData === s.dataCid)
-    if (continues(held)) return
-    // A backfill (maybe in another process) may have moved the repo on: ask the database first.
-    const stored = await readRepoState(this.opts.pool, evt.repo)
-    if (stored && (evt.rev <= stored.rev || continues(stored))) return
-    this.resync(evt.repo, `commit ${evt.rev} continues ${evt.since ?? 'nothing'}, not ${held.rev}`)
-  }
-
-  /** A repo synced from its PDS: its chain position is now the snapshot's. */
-  trackRepo(did: string, rev: string, dataCid: string): void {
-    const held = this.repos.get(did)
-    if (!held || held.rev < rev) this.repos.set(did, { rev, dataCid, status: 'synced' })
-  }
-
-  private async handleCommit(evt: CommitEvent): Promise<void> {
-    // Only commits with a Chive op or of a tracked repo get here (see handleFrame).
-    const relevant = evt.ops.filter((op) => op.path.startsWith(CHIVE_PREFIX))
-    const held = this.repos.get(evt.repo)
-    const result = await this.verify(evt, relevant)
-    if (!('verified' in result)) {
-      for (const op of relevant) this.reject(op, evt, result.reason, result.detail)
-      if (held) this.resync(evt.repo, `commit ${evt.rev} failed verification: ${result.reason}`)
-      return
-    }
-    if (held) await this.checkChain(evt, held)
-    for (const { op, reason } of result.unproven) this.reject(op, evt, 'unproven-op', reason)
-    const touchesOurs = relevant.some((op) => OUR_COLLECTIONS.has(collectionOf(op.path)))
-    if (result.unproven.length > 0 && (held || touchesOurs)) this.resync(evt.repo, `commit ${evt.rev} lacks proof blocks`)
-    for (const { op, record } of result.verified) {
-      const uri = `at://${evt.repo}/${op.path}`
-      if (!OUR_COLLECTIONS.has(collectionOf(op.path))) {
-        const cid = op.action === 'delete' ? null : (op.cid?.toString() ?? null)
-        const base = { uri, repo: evt.repo, collection: collectionOf(op.path), rev: evt.rev, seq: evt.seq }
-        this.push({ kind: 'subject', ...base, action: op.action, cid })
-        continue
-      }
-      const collection = collectionOf(op.path) as Collection
-      if (op.action === 'delete' || record === null) {
-        this.push({ kind: 'delete', uri, collection, repo: evt.repo, rev: evt.rev, seq: evt.seq })
-        continue
-      }
-      const effect = recordEffect(
-        this.opts.lexicons,
-        { uri, repo: evt.repo, collection, rev: evt.rev, seq: evt.seq, cid: op.cid?.toString() ?? '' },
-        record,
-      )
-      if (effect.kind === 'rejection') {
-        bump(this.status.rejected, effect.reason)
-        this.opts.log.warn({ uri, seq: evt.seq, reason: effect.reason, detail: effect.detail }, 'record rejected')
-      }
-      this.push(effect)
-    }
-    // A repo that has held one of our records is tracked from now on.
-    if ((held || touchesOurs) && (!held || evt.rev > held.rev)) {
-      this.repos.set(evt.repo, { rev: evt.rev, dataCid: result.data, status: held?.status ?? 'synced' })
-      this.push({ kind: 'repo', did: evt.repo, rev: evt.rev, dataCid: result.data })
-    }
-  }
-
-  /** `#sync`: the repo is now at this signed commit. Anything but what we hold means resync. */
-  private async handleSync(evt: SyncEvent): Promise<void> {
-    const held = this.repos.get(evt.did)
-    if (!held) return
-    let repo: SignedRepo
-    try {
-      repo = await openSignedRepo(evt.blocks, evt.did, this.keys)
-    } catch (err) {
-      bump(this.status.rejected, err instanceof VerificationError ? err.reason : 'bad-sync')
-      this.resync(evt.did, `#sync ${evt.rev} could not be verified: ${(err as Error).message}`)
-      return
-    }
-    if (repo.rev !== evt.rev) {
-      this.resync(evt.did, `#sync rev ${evt.rev} is not its commit's rev ${repo.rev}`)
-      return
-    }
-    if (repo.rev === held.rev && repo.data.toString() === held.dataCid) return
-    if (repo.rev < held.rev) return
-    this.resync(evt.did, `#sync moved the repo to ${repo.rev}, we hold ${held.rev}`)
-  }
-
-  /** `#identity` of a tracked repo: a new signing key means commits we hold may not be its. */
-  private async handleIdentity(evt: IdentityEvent): Promise<void> {
-    const cache = this.opts.idResolver.did.cache
-    const before = await cache?.checkCache(evt.did).catch(() => null)
-    await cache?.clearEntry(evt.did)
-    this.push({ kind: 'identity', did: evt.did, seq: evt.seq })
-    if (!before) return
-    const oldKey = parseToAtprotoDocument(before.doc).signingKey
-    try {
-      const newKey = await this.opts.idResolver.did.resolveAtprotoKey(evt.did, true)
-      if (newKey !== oldKey) this.resync(evt.did, 'the signing key changed')
-    } catch (err) {
-      this.resync(evt.did, `identity could not be resolved after #identity: ${(err as Error).message}`)
-    }
-  }
+const hasChiveOp = (ops: readonly { path: string }[]): boolean => {
+  for (const op of ops) if (op.path.startsWith(CHIVE_PREFIX)) return true
+  return false
 }

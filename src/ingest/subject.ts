@@ -1,16 +1,8 @@
 import type { Cid } from '@atproto/lex-data'
 import { openSignedRepo, VerificationError, type SigningKeys } from './commit.ts'
+import { TransientError } from '../transient.ts'
 
-/** A failure that says nothing about the subject: try again later. */
-export class TransientError extends Error {
-  readonly reason: string
-  readonly retryAfterMs: number | undefined
-  constructor(reason: string, message: string, retryAfterMs?: number) {
-    super(message)
-    this.reason = reason
-    this.retryAfterMs = retryAfterMs
-  }
-}
+export { TransientError }
 
 export type Fetch = (input: string | URL, init?: RequestInit) => Promise<Response>
 

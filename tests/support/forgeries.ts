@@ -1,7 +1,7 @@
 import { BlockMap, blocksToCarFile, readCarWithRoot } from '@atproto/repo'
 import { cborToLex } from '@atproto/repo'
 import type { CommitEvent } from '../../src/ingest/frame.ts'
-import { commitBody, frame } from './frames.ts'
+import { commitBody, frame, wireOp } from './frames.ts'
 
 /**
  * Commits that decode but must not be believed, each built from a genuine commit event. Every
@@ -40,12 +40,12 @@ export const FORGERIES = {
 
   /** Ops that claim a CID other than the one in the signed tree. */
   async 'unproven-op'(evt: CommitEvent, seq: number): Promise<Uint8Array> {
-    return frame({ op: 1, t: '#commit' }, { ...commitBody(evt), seq, ops: evt.ops.map((op) => ({ ...op, cid: evt.commit })) })
+    return frame({ op: 1, t: '#commit' }, { ...commitBody(evt), seq, ops: evt.ops.map((op) => ({ ...wireOp(op), cid: evt.commit })) })
   },
 
   /** Ops that claim a delete of records the signed tree still holds. */
   async 'claimed-delete'(evt: CommitEvent, seq: number): Promise<Uint8Array> {
-    return frame({ op: 1, t: '#commit' }, { ...commitBody(evt), seq, ops: evt.ops.map((op) => ({ ...op, action: 'delete', cid: null })) })
+    return frame({ op: 1, t: '#commit' }, { ...commitBody(evt), seq, ops: evt.ops.map((op) => ({ ...wireOp(op), action: 'delete', cid: null })) })
   },
 
   /** The signed tree holds the op, but the record's block is left out of the CAR. */

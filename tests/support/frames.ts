@@ -1,6 +1,15 @@
 import { encode } from '@atproto/lex-cbor'
 import type { LexValue } from '@atproto/lex-data'
-import type { CommitEvent } from '../../src/ingest/frame.ts'
+import { decodeCid, parseCid } from '@atproto/lex-data'
+import type { CommitEvent, RepoOp } from '../../src/ingest/frame.ts'
+
+/** An op as it goes on the wire (the decoder's op carries undecoded CIDs of its own). */
+export const wireOp = (op: RepoOp): Record<string, unknown> => ({
+  action: op.action,
+  path: op.path,
+  cid: op.link ? decodeCid(op.link.bytes) : null,
+  ...(op.prev ? { prev: decodeCid(op.prev.bytes) } : {}),
+})
 
 /** A subscribeRepos frame: a DAG-CBOR header followed by a DAG-CBOR body. */
 export const frame = (header: Record<string, unknown>, body: Record<string, unknown>): Uint8Array =>
@@ -15,8 +24,9 @@ export const commitBody = (evt: CommitEvent): Record<string, unknown> => ({
   commit: evt.commit,
   rev: evt.rev,
   since: evt.since,
+  ...(evt.prevData ? { prevData: parseCid(evt.prevData) } : {}),
   blocks: evt.blocks,
-  ops: evt.ops,
+  ops: evt.ops.map(wireOp),
   blobs: [],
   time: evt.time,
 })

@@ -136,6 +136,8 @@ export const testConfig = (schema: string, overrides: Partial<Config> = {}): Con
   leaderRetryMs: 200,
   relayIdleTimeoutMs: 120_000,
   relayMaxBackoffMs: 500,
+  ingest: { concurrency: 64, maxParkMs: 120_000, maxQueuedBytes: 32 * 1024 * 1024 },
+  identityTimeoutMs: 5000,
   verify: { concurrency: 8, perHost: 4, maxAttempts: 30, backoffBaseMs: 50, timeoutMs: 2000, maxBytes: 1024 * 1024 },
   // Tests replay the PDS from seq 0; backfill tests turn gap backfills on themselves.
   backfill: { url: httpBase(pdsUrl()), onGap: false, concurrency: 4, perHost: 2, ratePerHost: 100, maxAttempts: 5, backoffBaseMs: 50, maxBytes: 64 * 1024 * 1024 },

@@ -1,0 +1,78 @@
+import type { IdResolver } from '@atproto/identity'
+import { Lru } from '../lru.ts'
+import { TransientError } from '../transient.ts'
+import { parsePublicKey, type PublicKey } from './signature.ts'
+
+/** Only these DID methods can own a repo: a did:key repo would certify itself. */
+export const isRepoDid = (did: string): boolean => did.startsWith('did:plc:') || did.startsWith('did:web:')
+
+/** A bad signature refetches the DID document at most this often per DID. */
+const REFRESH_EVERY_MS = 60_000
+
+/**
+ * Repos' signing keys for the stream, parsed once per DID (the DID document's multibase key is
+ * decoded and its point decompressed only when the document is fetched) and kept in a bounded LRU.
+ * `#identity` drops a DID's entry. Lookups of one DID share one fetch.
+ */
+export class RepoKeys {
+  private readonly keys: Lru<string, { key: PublicKey; fetchedAt: number }>
+  private readonly fetching = new Map<string, Promise<PublicKey>>()
+
+  private readonly idResolver: IdResolver
+
+  constructor(idResolver: IdResolver, capacity = 100_000) {
+    this.idResolver = idResolver
+    this.keys = new Lru(capacity)
+  }
+
+  get size(): number {
+    return this.keys.size
+  }
+
+  /** The key held for `did`, without a fetch. */
+  cached(did: string): PublicKey | undefined {
+    return this.keys.get(did)?.key
+  }
+
+  /** Whether a refetch may be worth it after a failed signature (rate-limited per DID). */
+  mayRefresh(did: string): boolean {
+    const held = this.keys.peek(did)
+    return !held || Date.now() - held.fetchedAt >= REFRESH_EVERY_MS
+  }
+
+  /**
+   * The repo's key; `refresh` fetches the DID document again. Any failure to get a usable key
+   * (PLC or did:web host down, slow, answering nonsense) is a TransientError: it says nothing
+   * about the commit.
+   */
+  get(did: string, refresh = false): Promise<PublicKey> {
+    if (!refresh) {
+      const hit = this.cached(did)
+      if (hit) return Promise.resolve(hit)
+    }
+    const running = this.fetching.get(did)
+    if (running) return running
+    const fetch = (async () => {
+      let didKey: string
+      try {
+        didKey = await this.idResolver.did.resolveAtprotoKey(did, refresh)
+      } catch (err) {
+        throw new TransientError('identity-unavailable', `${did}: ${(err as Error).message}`)
+      }
+      let key: PublicKey
+      try {
+        key = parsePublicKey(didKey)
+      } catch (err) {
+        throw new TransientError('identity-unavailable', `${did}: unusable signing key: ${(err as Error).message}`)
+      }
+      this.keys.set(did, { key, fetchedAt: Date.now() })
+      return key
+    })().finally(() => this.fetching.delete(did))
+    this.fetching.set(did, fetch)
+    return fetch
+  }
+
+  forget(did: string): void {
+    this.keys.delete(did)
+  }
+}

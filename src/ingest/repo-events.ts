@@ -1,0 +1,314 @@
+/**
+ * What one repo's event means for the index, decided in that repo's order (see repo-queue.ts).
+ *
+ * The invariant kept here: **only a verdict is a rejection.** A verdict is something the event
+ * itself proves wrong: a bad signature, a CAR or op list that does not match its signed tree, an
+ * invalid record. Anything else (the DID document cannot be fetched, the database is away) is
+ * thrown, and the queue parks the repo and retries; the cursor waits.
+ *
+ * Tracked repos get full sync 1.1 validation on every commit, Chive ops or not: the ops are
+ * inverted on the commit's blocks and must lead back exactly to the tree we hold (chain.ts).
+ * Signatures are checked at once for every commit with a Chive op, for every commit of a repo not
+ * tracked yet and after any chain break; for the other commits of a tracked repo only the latest
+ * is checked, once a second (see the README's *Sync 1.1* for why nothing unverified can then
+ * change what is served).
+ */
+import { hash } from 'node:crypto'
+import type { IdResolver } from '@atproto/identity'
+import type { Lexicons } from '@atproto/lexicon'
+import * as CBOR from '@atcute/cbor'
+import { fromUint8Array } from '@atcute/car'
+import type { Logger } from '../log.ts'
+import { CHIVE_PREFIX, OUR_COLLECTIONS, type Collection, type Effect } from '../db/effects.ts'
+import { ChainError, invertOps, openCommit, proveOps } from './chain.ts'
+import type { AccountEvent, CommitEvent, IdentityEvent, RepoOp, SyncEvent } from './frame.ts'
+import { isRepoDid, type RepoKeys } from './keys.ts'
+import { recordEffect } from './record.ts'
+import { verifyAtcuteCommitSignature, type PublicKey } from './signature.ts'
+import type { HeldRepo, TrackedRepos } from './tracked.ts'
+import { bump } from './counts.ts'
+
+/** A deferred signature check of a tracked repo's latest commit. */
+export interface SignatureCheck {
+  type: 'signature-check'
+}
+
+export type RepoEvent = CommitEvent | SyncEvent | IdentityEvent | AccountEvent | SignatureCheck
+
+export interface RepoEventCounts {
+  staleIgnored: number
+  resyncsRequested: number
+  rejected: Record<string, number>
+  deferredSignatures: number
+}
+
+export interface RepoEventsOptions {
+  lexicons: Lexicons
+  keys: RepoKeys
+  idResolver: IdResolver
+  tracked: TrackedRepos
+  log: Logger
+  counts: RepoEventCounts
+  /** The newest rev of the records the index holds of a repo it may not track; null when none. */
+  latestRecordRev: (did: string) => Promise<string | null>
+  /** Told when a tracked repo has a commit whose signature is still to be checked. */
+  onUnsigned: (did: string) => void
+}
+
+const collectionOf = (path: string): string => {
+  const slash = path.indexOf('/')
+  return slash === -1 ? path : path.slice(0, slash)
+}
+
+const TID_CHARS = '234567abcdefghijklmnopqrstuvwxyz'
+/** The microsecond timestamp of a TID rev. */
+const revMicros = (rev: string): number => {
+  let v = 0n
+  for (const c of rev) v = (v << 5n) | BigInt(TID_CHARS.indexOf(c))
+  return Number(v >> 10n)
+}
+const MAX_FUTURE_MS = 5 * 60 * 1000
+
+/** Statuses that say the host's stream is incomplete, not that the account is gone. */
+const RESYNC_STATUSES: ReadonlySet<string> = new Set(['desynchronized', 'throttled'])
+
+export class RepoEvents {
+  private readonly opts: RepoEventsOptions
+
+  constructor(opts: RepoEventsOptions) {
+    this.opts = opts
+  }
+
+  /** Effects of one event, in order; throws for a transient failure (nothing is pushed then). */
+  async process(did: string, evt: RepoEvent): Promise<Effect[]> {
+    const out: Effect[] = []
+    switch (evt.type) {
+      case 'commit':
+        await this.commit(evt, out)
+        break
+      case 'sync':
+        await this.sync(evt, out)
+        break
+      case 'identity':
+        await this.identity(evt, out)
+        break
+      case 'account':
+        this.account(evt, out)
+        break
+      case 'signature-check':
+        await this.signatureCheck(did, out)
+        break
+    }
+    return out
+  }
+
+  /** Effects of an event whose repo went to a resync instead (its queue overflowed). */
+  resync(did: string, reason: string, out: Effect[]): void {
+    this.opts.counts.resyncsRequested++
+    this.opts.log.warn({ did, reason }, 'repo out of sync; resync queued')
+    const held = this.opts.tracked.peek(did)
+    if (held) held.status = 'desynchronized'
+    out.push({ kind: 'resync', did, reason })
+  }
+
+  private reject(evt: CommitEvent, op: RepoOp, reason: string, detail: string, out: Effect[]): void {
+    bump(this.opts.counts.rejected, reason)
+    this.opts.log.warn({ repo: evt.repo, path: op.path, seq: evt.seq, reason, detail }, 'op rejected')
+    out.push({
+      kind: 'rejection',
+      uri: `at://${evt.repo}/${op.path}`,
+      collection: collectionOf(op.path),
+      repo: evt.repo,
+      rev: undefined,
+      cid: op.cid?.toString(),
+      seq: evt.seq,
+      reason,
+      detail,
+      record: undefined,
+    })
+  }
+
+  /** The repo's key; a signature that fails is retried once with a freshly fetched key. */
+  private async signedBy(did: string, signed: Record<string, unknown>): Promise<boolean> {
+    const key: PublicKey = await this.opts.keys.get(did)
+    if (verifyAtcuteCommitSignature(signed, key)) return true
+    if (!this.opts.keys.mayRefresh(did)) return false
+    return verifyAtcuteCommitSignature(signed, await this.opts.keys.get(did, true))
+  }
+
+  private async commit(evt: CommitEvent, out: Effect[]): Promise<void> {
+    const chive = evt.ops.filter((op) => op.path.startsWith(CHIVE_PREFIX))
+    const verdict = (reason: string, detail: string) => {
+      for (const op of chive) this.reject(evt, op, reason, detail, out)
+    }
+    if (!isRepoDid(evt.repo)) return verdict('unsupported-did', `${evt.repo}: repos are did:plc or did:web`)
+    if (revMicros(evt.rev) / 1000 > Date.now() + MAX_FUTURE_MS) return verdict('future-rev', `rev ${evt.rev} is more than 5 minutes ahead`)
+    const held = await this.opts.tracked.get(evt.repo)
+    if (!held && chive.length === 0) return
+    // A replay, or a commit older than a snapshot we synced: its ops are already accounted for.
+    if (held && evt.rev <= held.rev) {
+      this.opts.counts.staleIgnored++
+      return
+    }
+    let opened
+    let proven
+    try {
+      opened = openCommit(evt)
+      proven = await proveOps(opened, chive, () => true)
+    } catch (err) {
+      if (!(err instanceof ChainError)) throw err
+      verdict(err.reason, err.message)
+      // The relay may be hiding the real commit: fetch the truth for a repo we care about.
+      if (held || chive.some((op) => OUR_COLLECTIONS.has(collectionOf(op.path)))) {
+        this.resync(evt.repo, `commit ${evt.rev} could not be verified: ${err.reason}: ${err.message}`, out)
+      }
+      return
+    }
+    // Sync 1.1: the ops, undone on the signed tree, must lead back to the tree we hold.
+    let chainBreak: string | null = null
+    if (held && held.status !== 'desynchronized') {
+      try {
+        const before = await invertOps(opened, evt.ops)
+        if (before !== evt.prevData) chainBreak = `commit ${evt.rev}: its ops lead back to ${before}, not to its prevData ${evt.prevData ?? 'none'}`
+        else if (held.dataCid !== null && before !== held.dataCid) chainBreak = `commit ${evt.rev} (since ${evt.since ?? 'none'}) continues ${before}, we hold ${held.dataCid} at ${held.rev}`
+      } catch (err) {
+        if (!(err instanceof ChainError)) throw err
+        chainBreak = `commit ${evt.rev}: ${err.message}`
+      }
+    }
+    if (chive.length > 0 || !held || chainBreak !== null) {
+      if (!(await this.signedBy(evt.repo, opened.signed))) {
+        verdict('bad-signature', 'commit signature does not verify')
+        if (held) this.resync(evt.repo, `commit ${evt.rev} failed verification: bad-signature`, out)
+        return
+      }
+      if (held) held.unsigned = null
+    } else if (held) {
+      // Checked later; the chain ties every earlier commit to this one.
+      held.unsigned = { rev: evt.rev, signed: opened.signed }
+      this.opts.counts.deferredSignatures++
+      this.opts.onUnsigned(evt.repo)
+    }
+    if (held && chainBreak !== null) this.resync(evt.repo, chainBreak, out)
+    const touchesOurs = chive.some((op) => OUR_COLLECTIONS.has(collectionOf(op.path)))
+    for (const { op, record } of proven) {
+      const uri = `at://${evt.repo}/${op.path}`
+      const collection = collectionOf(op.path)
+      if (!OUR_COLLECTIONS.has(collection)) {
+        const cid = op.action === 'delete' ? null : (op.cid?.toString() ?? null)
+        out.push({ kind: 'subject', uri, repo: evt.repo, collection, rev: evt.rev, seq: evt.seq, action: op.action, cid })
+        continue
+      }
+      if (op.action === 'delete' || record === null) {
+        out.push({ kind: 'delete', uri, collection: collection as Collection, repo: evt.repo, rev: evt.rev, seq: evt.seq })
+        continue
+      }
+      const effect = recordEffect(
+        this.opts.lexicons,
+        { uri, repo: evt.repo, collection: collection as Collection, rev: evt.rev, seq: evt.seq, cid: op.cid?.toString() ?? '' },
+        record,
+      )
+      if (effect.kind === 'rejection') {
+        bump(this.opts.counts.rejected, effect.reason)
+        this.opts.log.warn({ uri, seq: evt.seq, reason: effect.reason, detail: effect.detail }, 'record rejected')
+      }
+      out.push(effect)
+    }
+    // A repo that has held one of our records is tracked from now on.
+    if (held) {
+      held.rev = evt.rev
+      held.dataCid = opened.data
+      out.push({ kind: 'repo', did: evt.repo, rev: evt.rev, dataCid: opened.data })
+    } else if (touchesOurs) {
+      this.opts.tracked.track(evt.repo, { rev: evt.rev, dataCid: opened.data, status: 'synced', unsigned: null })
+      out.push({ kind: 'repo', did: evt.repo, rev: evt.rev, dataCid: opened.data })
+    }
+  }
+
+  private async signatureCheck(did: string, out: Effect[]): Promise<void> {
+    const held = this.opts.tracked.peek(did)
+    const pending = held?.unsigned
+    if (!held || !pending) return
+    if (!(await this.signedBy(did, pending.signed))) {
+      bump(this.opts.counts.rejected, 'bad-signature')
+      this.resync(did, `commit ${pending.rev} failed its signature check`, out)
+    }
+    if (held.unsigned === pending) held.unsigned = null
+  }
+
+  /** `#sync`: the repo is now at this signed commit. Anything but what we hold means resync. */
+  private async sync(evt: SyncEvent, out: Effect[]): Promise<void> {
+    if (!isRepoDid(evt.did)) return
+    const held = await this.opts.tracked.get(evt.did)
+    if (!held) {
+      // Not tracked: it matters only if it moves past records we hold (a replayed #sync does not).
+      const latest = await this.opts.latestRecordRev(evt.did)
+      if (latest === null || evt.rev <= latest) return
+    }
+    let signed: Record<string, unknown>
+    try {
+      signed = readSyncCommit(evt)
+    } catch (err) {
+      bump(this.opts.counts.rejected, 'bad-sync')
+      if (held) this.resync(evt.did, `#sync ${evt.rev} could not be read: ${(err as Error).message}`, out)
+      return
+    }
+    if (!(await this.signedBy(evt.did, signed))) {
+      bump(this.opts.counts.rejected, 'bad-signature')
+      if (held) this.resync(evt.did, `#sync ${evt.rev} failed verification: bad-signature`, out)
+      return
+    }
+    const data = (signed.data as CBOR.CidLink).$link
+    if (held && (evt.rev < held.rev || (evt.rev === held.rev && data === held.dataCid))) return
+    this.resync(evt.did, held ? `#sync moved the repo to ${evt.rev}, we hold ${held.rev}` : `#sync ${evt.rev} of a repo whose records we hold`, out)
+  }
+
+  /** `#identity`: forget the key; a tracked repo whose key changed is resynced. */
+  private async identity(evt: IdentityEvent, out: Effect[]): Promise<void> {
+    const before = this.opts.keys.cached(evt.did)
+    this.opts.keys.forget(evt.did)
+    await this.opts.idResolver.did.cache?.clearEntry(evt.did).catch(() => {})
+    out.push({ kind: 'identity', did: evt.did, seq: evt.seq })
+    const held = await this.opts.tracked.get(evt.did)
+    if (!held || !before) return
+    try {
+      const after = await this.opts.keys.get(evt.did, true)
+      if (after.alg !== before.alg || !Buffer.from(after.bytes).equals(Buffer.from(before.bytes))) this.resync(evt.did, 'the signing key changed', out)
+    } catch (err) {
+      this.resync(evt.did, `identity could not be resolved after #identity: ${(err as Error).message}`, out)
+    }
+  }
+
+  private account(evt: AccountEvent, out: Effect[]): void {
+    if (!evt.active && evt.status !== undefined && RESYNC_STATUSES.has(evt.status)) {
+      // The host says its stream of this account is incomplete: catch up, hide nothing.
+      if (this.opts.tracked.peek(evt.did) || this.opts.tracked.mayBeTracked(evt.did)) this.resync(evt.did, `#account ${evt.status}`, out)
+      return
+    }
+    out.push({ kind: 'account', did: evt.did, active: evt.active, status: evt.status, seq: evt.seq })
+  }
+}
+
+type Obj = Record<string, unknown>
+
+/** The signed commit a `#sync` carries (its CAR holds just the commit block). */
+const readSyncCommit = (evt: SyncEvent): Obj => {
+  const car = fromUint8Array(evt.blocks)
+  const root = car.roots[0]
+  if (car.roots.length !== 1 || !root) throw new Error('a #sync CAR has one root')
+  const rootLink = root.$link
+  for (const entry of car) {
+    const cid = new CBOR.CidLinkWrapper(entry.cid.bytes).$link
+    if (cid !== rootLink) continue
+    const digest = Buffer.from(entry.cid.bytes.subarray(4))
+    if (!digest.equals(Buffer.from(createHash256(entry.bytes)))) throw new Error('commit block does not match its CID')
+    const signed = CBOR.decode(entry.bytes)
+    if (typeof signed !== 'object' || signed === null || (signed as Obj).did !== evt.did || (signed as Obj).rev !== evt.rev || !((signed as Obj).data instanceof CBOR.CidLinkWrapper)) {
+      throw new Error('the commit is not this repo at this rev')
+    }
+    return signed as Obj
+  }
+  throw new Error('commit block missing')
+}
+
+const createHash256 = (bytes: Uint8Array): Buffer => hash('sha256', bytes, 'buffer')
