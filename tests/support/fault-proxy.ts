@@ -77,3 +77,106 @@ export const startPlcFront = async (plcUrl: string, pdsUrl: string, replacement:
       }),
   }
 }
+
+export type PlcMode = 'pass' | 'unavailable' | 'hang' | 'slow'
+
+export interface PlcSwitch {
+  url: string
+  /**
+   * `pass` forwards to the real directory; `unavailable` answers 503; `hang` accepts the
+   * request and never answers (the client's own timeout must end it); `slow` forwards after
+   * `slowMs`.
+   */
+  mode: PlcMode
+  slowMs: number
+  /** Requests seen, by mode at the time they arrived. */
+  seen: Record<PlcMode, number>
+  /** Requests still held open by `hang`. */
+  readonly hanging: number
+  /** How many requests named this DID (any mode): whether the client tried to resolve it. */
+  asked(did: string): number
+  /** Requests that named this DID while the mode was not `pass`. */
+  refused(did: string): number
+  close(): Promise<void>
+}
+
+/**
+ * A PLC directory front whose availability a test switches, for a client whose PLC_URL points
+ * here (the PDS keeps talking to the real directory). Requests are forwarded as they are
+ * (method, headers that matter, body), answers passed back untouched.
+ */
+export const startPlcSwitch = async (plcUrl: string): Promise<PlcSwitch> => {
+  const held = new Set<http.ServerResponse>()
+  const byDid = new Map<string, { all: number; refused: number }>()
+  const count = (req: http.IncomingMessage, refused: boolean) => {
+    const path = decodeURIComponent(req.url ?? '/')
+    const did = /did:[a-z]+:[a-zA-Z0-9._:%-]+/.exec(path)?.[0]
+    if (!did) return
+    const c = byDid.get(did) ?? { all: 0, refused: 0 }
+    c.all++
+    if (refused) c.refused++
+    byDid.set(did, c)
+  }
+  const sw: PlcSwitch = {
+    url: '',
+    mode: 'pass',
+    slowMs: 3000,
+    seen: { pass: 0, unavailable: 0, hang: 0, slow: 0 },
+    get hanging() {
+      return held.size
+    },
+    asked: (did) => byDid.get(did)?.all ?? 0,
+    refused: (did) => byDid.get(did)?.refused ?? 0,
+    close: async () => {},
+  }
+  const pass = async (req: http.IncomingMessage, res: http.ServerResponse) => {
+    const chunks: Buffer[] = []
+    for await (const c of req) chunks.push(c as Buffer)
+    const headers: Record<string, string> = {}
+    for (const name of ['content-type', 'accept']) {
+      const v = req.headers[name]
+      if (typeof v === 'string') headers[name] = v
+    }
+    const upstream = await fetch(new URL(req.url ?? '/', plcUrl), {
+      method: req.method,
+      headers,
+      redirect: 'manual',
+      body: chunks.length > 0 && req.method !== 'GET' && req.method !== 'HEAD' ? Buffer.concat(chunks) : undefined,
+    })
+    const body = Buffer.from(await upstream.arrayBuffer())
+    res.writeHead(upstream.status, { 'content-type': upstream.headers.get('content-type') ?? 'application/octet-stream' })
+    res.end(body)
+  }
+  const server = http.createServer((req, res) => {
+    const mode = sw.mode
+    sw.seen[mode]++
+    count(req, mode !== 'pass')
+    switch (mode) {
+      case 'unavailable':
+        res.writeHead(503, { 'content-type': 'application/json' }).end(JSON.stringify({ message: 'PLC directory unavailable' }))
+        return
+      case 'hang':
+        // Accepted and read, never answered; released only by the client or by close().
+        held.add(res)
+        res.once('close', () => held.delete(res))
+        req.resume()
+        return
+      case 'slow':
+        setTimeout(() => void pass(req, res).catch(() => req.socket.destroy()), sw.slowMs)
+        return
+      case 'pass':
+        pass(req, res).catch(() => req.socket.destroy())
+    }
+  })
+  // A hung request must not be cut by the server's own timeouts: only the client ends it.
+  server.requestTimeout = 0
+  server.keepAliveTimeout = 1000
+  sw.url = await listen(server)
+  sw.close = () =>
+    new Promise<void>((resolve) => {
+      for (const res of held) res.destroy()
+      server.close(() => resolve())
+      server.closeAllConnections()
+    })
+  return sw
+}
