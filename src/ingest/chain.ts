@@ -13,6 +13,7 @@ import * as CBOR from '@atcute/cbor'
 import { fromUint8Array } from '@atcute/car'
 import { MSTNode, MissingBlockError, NodeStore, NodeWrangler, findRpathAndBuildProof, type BlockMap, type BlockStore } from '@atcute/mst'
 import type { CommitEvent, RepoOp } from './frame.ts'
+import { Lru } from '../lru.ts'
 
 /** Why an event cannot be trusted as sent: a verdict on the event, never a network condition. */
 export class ChainError extends Error {
@@ -107,6 +108,28 @@ const isEntry = (e: unknown): e is Entry =>
 interface NodeCaches {
   _cid: CBOR.CidLink | undefined
   _bytes: Uint8Array | undefined
+  _height: number | null | undefined
+}
+
+/**
+ * A key's MST height (leading zero bits of its SHA-256, in pairs), as `@atcute/mst` derives it,
+ * synchronously and remembered: the first keys of a repo's upper nodes come back in every commit.
+ */
+const heights = new Lru<string, number>(100_000)
+const keyHeight = (key: string): number => {
+  const hit = heights.get(key)
+  if (hit !== undefined) return hit
+  const digest = hash('sha256', key, 'buffer')
+  let lz = 0
+  for (const byte of digest) {
+    if (byte < 64) lz++
+    if (byte < 16) lz++
+    if (byte < 4) lz++
+    if (byte !== 0) break
+    lz++
+  }
+  heights.set(key, lz)
+  return lz
 }
 
 class TrustedNode extends MSTNode {
@@ -114,6 +137,20 @@ class TrustedNode extends MSTNode {
     return new TrustedNode(keys, values, subtrees)
   }
 }
+
+/**
+ * `NodeWrangler` builds each node it changes through `MSTNode.create`, which re-derives the height
+ * of every key of the node (one SHA-256 each) to refuse mixed heights. The wrangler's nodes are
+ * made of keys of one existing node (plus the op's key, placed by its height), so the check can
+ * only fail on a tree whose nodes were already wrong, which the inversion then reports by landing
+ * elsewhere. Only this module uses `@atcute/mst` in the process.
+ */
+Object.defineProperty(MSTNode, 'create', {
+  value: async (keys: string[], values: CBOR.CidLink[], subtrees: (CBOR.CidLink | null)[]) => {
+    if (subtrees.length !== keys.length + 1 || keys.length !== values.length) throw new TypeError('malformed MST node')
+    return TrustedNode.of(keys, values, subtrees)
+  },
+})
 
 const utf8 = new TextDecoder('utf-8', { fatal: true })
 
@@ -158,6 +195,7 @@ class TrustedNodeStore extends NodeStore {
     const caches = node as unknown as NodeCaches
     caches._bytes = bytes
     caches._cid = this.car.link(cid)
+    if (keys.length > 0) caches._height = keyHeight(keys[0] as string)
     this.nodes.set(cid, node)
     return node
   }

@@ -52,12 +52,19 @@ export const views = (h: Harness) => {
   const find = async (user: User, uri: string): Promise<InviteView | undefined> =>
     (await inbox(user)).invites.find((i) => i.uri === uri)
   /**
-   * Writes a fresh invite and waits for it. The stream is ordered per repo and processed in
-   * order, so everything written before the barrier has been processed once it returns.
+   * Writes a fresh invite and waits for it, then for the committed cursor to pass every event
+   * read by then: repos are processed independently, and the cursor is their low-water mark, so
+   * everything written before the barrier has been processed and committed once it returns.
    */
   const barrier = async (inviter: User, invitee: User): Promise<void> => {
     const marker = await inviter.invite(await inviter.node(), invitee)
     await waitForState(invitee, marker.uri, 'pending')
+    const read = h.service.indexer.snapshotStatus().lastSeq
+    if (read === null) return
+    await waitFor(async () => {
+      const res = await h.get<{ cursor: number | null }>('_health')
+      return (res.body.cursor ?? -1) >= read ? true : undefined
+    }, 'the committed cursor to pass the barrier')
   }
   return { list, inbox, collaborators, waitForState, find, barrier }
 }
