@@ -88,6 +88,7 @@ describe('per-repo queues', () => {
     expect(q.jobs).toBe(0)
     expect(q.bytes).toBe(0)
     expect(q.parked).toBe(0)
+    expect(q.parkedBytes).toBe(0)
   })
 
   it('hands a parked repo over to a resync past its bound, with every event it held', async () => {
@@ -103,13 +104,18 @@ describe('per-repo queues', () => {
     )
     q.push('did:plc:down', { bytes: 1, n: 0 })
     await until(() => q.parked === 1)
-    for (let n = 1; n <= 5; n++) q.push('did:plc:down', { bytes: 1, n })
+    for (let n = 1; n <= 4; n++) q.push('did:plc:down', { bytes: 1, n })
+    // A parked repo's events do not hold the reader back.
+    expect(q.parkedBytes).toBe(5)
+    expect(q.activeBytes).toBe(0)
+    q.push('did:plc:down', { bytes: 1, n: 5 })
     q.push('did:plc:up', { bytes: 1, n: 99 })
     await until(() => overflowed.length === 1 && done.length === 1)
     expect(overflowed[0]?.[0]).toBe('did:plc:down')
     expect(overflowed[0]?.[1]).toEqual([0, 1, 2, 3, 4, 5])
     expect(q.parked).toBe(0)
     expect(q.jobs).toBe(0)
+    expect(q.parkedBytes).toBe(0)
     q.stop()
   })
 })

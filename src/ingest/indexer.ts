@@ -117,6 +117,13 @@ interface Job extends QueuedJob {
 
 const immediate = () => new Promise<void>((r) => setImmediate(r))
 
+/**
+ * Bytes of events read ahead of their processing before reading waits: enough to keep every
+ * repo busy, small enough not to show in RSS. Parked repos' events do not count (they have
+ * their own bound, `maxQueuedBytes`).
+ */
+const READ_AHEAD_BYTES = 4 * 1024 * 1024
+
 /** Frames handled before the reading loop lets I/O and repo processing run. */
 const SLICE = 256
 
@@ -272,8 +279,8 @@ export class Indexer {
       }
       if (frame) this.intake(frame)
       this.checkpoint.maybeCommit(this.drained())
-      // Back-pressure: repo queues full, or the database behind. The socket pauses meanwhile.
-      if (this.queues.bytes > this.limits.maxQueuedBytes) await this.queues.room(this.limits.maxQueuedBytes / 2)
+      // Back-pressure: processing behind, or the database. The socket pauses meanwhile.
+      if (this.queues.activeBytes > READ_AHEAD_BYTES) await this.queues.room(READ_AHEAD_BYTES / 2)
       while (!this.stopping && this.checkpoint.failures > 0 && this.checkpoint.size > 10 * this.opts.maxBatch) {
         await new Promise((r) => setTimeout(r, 50))
       }

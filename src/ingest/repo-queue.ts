@@ -56,6 +56,8 @@ export class RepoQueues<J extends QueuedJob> {
   /** Jobs queued (running ones included). */
   jobs = 0
   parked = 0
+  /** Bytes held by parked repos: they wait on a retry, not on the processing. */
+  parkedBytes = 0
 
   private readonly opts: RepoQueueOptions<J>
 
@@ -84,6 +86,7 @@ export class RepoQueues<J extends QueuedJob> {
     this.bytes += job.bytes
     this.jobs++
     if (repo.parkedSince !== null) {
+      this.parkedBytes += job.bytes
       if (repo.jobs.length - repo.head > this.opts.maxPerRepo) this.overflow(repo, `more than ${this.opts.maxPerRepo} events waiting`)
     } else if (!repo.running && repo.jobs.length - repo.head === 1) {
       this.ready.push(repo)
@@ -92,9 +95,14 @@ export class RepoQueues<J extends QueuedJob> {
     if (this.bytes > this.opts.maxBytes) this.shed()
   }
 
-  /** Resolves when queued bytes are below `limit` (back-pressure for the reader). */
+  /** Bytes of jobs waiting to be processed (parked repos' aside). */
+  get activeBytes(): number {
+    return this.bytes - this.parkedBytes
+  }
+
+  /** Resolves when the active bytes are below `limit` (back-pressure for the reader). */
   room(limit: number): Promise<void> {
-    if (this.bytes <= limit || this.stopped) return Promise.resolve()
+    if (this.activeBytes <= limit || this.stopped) return Promise.resolve()
     return new Promise((resolve) => this.roomWaiters.push(resolve))
   }
 
@@ -119,6 +127,7 @@ export class RepoQueues<J extends QueuedJob> {
     this.bytes = 0
     this.jobs = 0
     this.parked = 0
+    this.parkedBytes = 0
     this.stopped = false
   }
 
@@ -159,6 +168,7 @@ export class RepoQueues<J extends QueuedJob> {
           repo.parkedSince = null
           repo.attempts = 0
           this.parked--
+          this.parkedBytes -= repo.bytes
         }
       }
       if (repo.head >= repo.jobs.length) this.repos.delete(repo.did)
@@ -180,6 +190,7 @@ export class RepoQueues<J extends QueuedJob> {
     }
     repo.bytes -= job.bytes
     this.bytes -= job.bytes
+    if (repo.parkedSince !== null) this.parkedBytes -= job.bytes
     this.jobs--
     if (this.roomWaiters.length > 0) for (const w of this.roomWaiters.splice(0)) w()
   }
@@ -188,6 +199,7 @@ export class RepoQueues<J extends QueuedJob> {
     if (repo.parkedSince === null) {
       repo.parkedSince = Date.now()
       this.parked++
+      this.parkedBytes += repo.bytes
     }
     repo.attempts++
     const hinted = err instanceof TransientError ? err.retryAfterMs : undefined
@@ -210,7 +222,10 @@ export class RepoQueues<J extends QueuedJob> {
     this.repos.delete(repo.did)
     this.bytes -= repo.bytes
     this.jobs -= jobs.length
-    if (repo.parkedSince !== null) this.parked--
+    if (repo.parkedSince !== null) {
+      this.parked--
+      this.parkedBytes -= repo.bytes
+    }
     this.opts.onOverflow(repo.did, jobs, reason)
     if (this.roomWaiters.length > 0) for (const w of this.roomWaiters.splice(0)) w()
   }
