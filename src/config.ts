@@ -1,5 +1,8 @@
 import { readFileSync } from 'node:fs'
 
+/** Fastify's `trustProxy`, in the forms that do not trust every hop a client may have written. */
+export type TrustProxy = false | number | string[]
+
 export interface Config {
   /** Postgres URL; undefined means: run an embedded Postgres under `dataDir`. */
   databaseUrl: string | undefined
@@ -20,6 +23,8 @@ export interface Config {
   allowPrivateNetwork: boolean
   /** How often a replica that does not ingest tries to take over. */
   leaderRetryMs: number
+  /** How often the leader proves its lock connection alive (and how long a check may take). */
+  leaderCheckMs: number
   /** A relay connection that sends nothing for this long is presumed stalled and reopened. */
   relayIdleTimeoutMs: number
   /** Cap of the reconnect backoff. */
@@ -77,7 +82,15 @@ export interface Config {
     rateLimitWindowMs: number
     requestTimeoutMs: number
     maxHeaderBytes: number
-    trustProxy: boolean
+    /** API queries running longer are cancelled by Postgres. */
+    statementTimeoutMs: number
+    /** Connections of the API's own pool (ingest has its own, so API load cannot take them). */
+    poolMax: number
+    /**
+     * Which `X-Forwarded-For` hops to believe for the client address: false (none), a number of
+     * hops (the proxies in front of us), or the proxies' addresses / CIDR ranges.
+     */
+    trustProxy: TrustProxy
   }
   version: string
 }
@@ -86,6 +99,31 @@ const env = (name: string): string | undefined => {
   const v = process.env[name]
   return v === undefined || v.trim() === '' ? undefined : v.trim()
 }
+
+/**
+ * TRUST_PROXY: a hop count, or addresses / CIDR ranges of the proxies. `true` is read as one hop:
+ * trusting every hop would let any client name its own address in `X-Forwarded-For` (and so
+ * escape the rate limit and the admin sign-in limit).
+ */
+export const parseTrustProxy = (raw: string | undefined): TrustProxy => {
+  if (raw === undefined) return false
+  const v = raw.trim().toLowerCase()
+  if (v === '' || v === 'false' || v === '0' || v === 'no' || v === 'off') return false
+  if (v === 'true' || v === 'yes' || v === 'on') return 1
+  if (/^\d+$/.test(v)) {
+    const hops = Number(v)
+    if (hops > 100) throw new Error(`TRUST_PROXY must be a hop count up to 100, or proxy addresses: ${raw}`)
+    return hops
+  }
+  const addresses = v.split(/[\s,]+/).filter(Boolean)
+  const address = /^(\d{1,3}(\.\d{1,3}){3}|[0-9a-f:]+:[0-9a-f:.]*)(\/\d{1,3})?$|^(loopback|linklocal|uniquelocal)$/
+  for (const a of addresses) {
+    if (!address.test(a)) throw new Error(`TRUST_PROXY: not a hop count, an address or a CIDR range: ${a}`)
+  }
+  return addresses
+}
+
+const trustProxyEnv = (): TrustProxy => parseTrustProxy(env('TRUST_PROXY'))
 
 const intEnv = (name: string, fallback: number, min: number, max: number): number => {
   const raw = env(name)
@@ -193,6 +231,7 @@ export const loadConfig = (): Config => {
     // A relay on a private address is a local network: its PDSes and PLC live there too.
     allowPrivateNetwork: boolEnv('ALLOW_PRIVATE_NETWORK', isPrivateHost(relayUrl) || isPrivateHost(plcUrl)),
     leaderRetryMs: intEnv('LEADER_RETRY_MS', 2000, 50, 600_000),
+    leaderCheckMs: intEnv('LEADER_CHECK_MS', 2000, 50, 600_000),
     relayIdleTimeoutMs: intEnv('RELAY_IDLE_TIMEOUT_MS', 120_000, 100, 3_600_000),
     relayMaxBackoffMs: intEnv('RELAY_MAX_BACKOFF_MS', 30_000, 10, 3_600_000),
     ingest: {
@@ -236,7 +275,9 @@ export const loadConfig = (): Config => {
       rateLimitWindowMs: intEnv('RATE_LIMIT_WINDOW_MS', 60_000, 1000, 86_400_000),
       requestTimeoutMs: intEnv('REQUEST_TIMEOUT_MS', 15_000, 100, 600_000),
       maxHeaderBytes: intEnv('MAX_HEADER_BYTES', 16 * 1024, 1024, 1024 * 1024),
-      trustProxy: boolEnv('TRUST_PROXY', false),
+      statementTimeoutMs: intEnv('API_STATEMENT_TIMEOUT_MS', 5000, 10, 600_000),
+      poolMax: intEnv('API_POOL_MAX', 8, 1, 1000),
+      trustProxy: trustProxyEnv(),
     },
     version: packageVersion(),
   }

@@ -32,6 +32,14 @@ interface DatabaseView {
 const PREFIX = 'chive_indexer_'
 
 /**
+ * Drops samples whose value is unknown. prom-client prints NaN as `Nan`, which strict parsers and
+ * OpenMetrics refuse; our gauges are NaN when unknown (no event yet, database away) and so are
+ * its own event-loop gauges before their first measurement. An absent sample is Prometheus'
+ * "no value"; a 0 would look healthy.
+ */
+const withoutUnknown = (text: string): string => text.replace(/^[^#\n][^\n]* Nan\n/gm, '')
+
+/**
  * Prometheus metrics. Ingest, verification and backfill figures are read from the workers'
  * status objects and from Postgres when scraped, so the hot paths carry no metric code.
  */
@@ -48,7 +56,7 @@ export const createMetrics = (sources: MetricSources): Metrics => {
     new Counter({ ...family(name, help), collect() { this.reset(); this.inc(read()) } })
   const counterBy = (name: string, help: string, label: string, read: () => Record<string, number>) =>
     new Counter({ ...family(name, help, [label]), collect() { this.reset(); for (const [v, n] of entries(read)) this.inc({ [label]: v }, n) } })
-  // NaN, not 0, for what is unknown (no event yet, database away): a 0 would look healthy.
+  // Unknown (no event yet, database away): NaN, which the scrape leaves out (withoutUnknown).
   const gauge = (name: string, help: string, read: () => number | null | undefined) =>
     new Gauge({ ...family(name, help), collect() { this.set(read() ?? Number.NaN) } })
   const gaugeBy = (name: string, help: string, label: string, read: () => Record<string, number> | undefined) =>
@@ -128,7 +136,7 @@ export const createMetrics = (sources: MetricSources): Metrics => {
     async scrape() {
       db = await readDatabase()
       ingest = sources.indexer.snapshotStatus()
-      return registry.metrics()
+      return withoutUnknown(await registry.metrics())
     },
     observeRequest(route, method, statusCode, seconds) {
       requests.observe({ route, method, status_code: String(statusCode) }, seconds)

@@ -13,9 +13,11 @@ import { createBackfiller, createVerifier } from './ingest/workers.ts'
 import { createServiceAuth } from './api/auth.ts'
 import { createApi } from './api/server.ts'
 import { LeaderLock } from './db/leader.ts'
+import { fenceWrites } from './db/store.ts'
 import { ModeratorAuth } from './api/admin-auth.ts'
 import { Upkeep } from './upkeep.ts'
-import { createMetrics } from './metrics.ts'
+import { createMetrics, type Metrics } from './metrics.ts'
+import { cachedFor } from './api/cache.ts'
 
 export interface Service {
   verifier: SubjectVerifier
@@ -24,7 +26,10 @@ export interface Service {
   url: string
   indexer: Indexer
   upkeep: Upkeep
+  /** The ingest side's pool (stream, proofs, backfill, upkeep). */
   pool: Pool
+  /** The API's pool: its own connections, each statement under `API_STATEMENT_TIMEOUT_MS`. */
+  apiPool: Pool
   log: Logger
   /** Whether this replica holds the ingest leadership. */
   readonly leader: boolean
@@ -43,6 +48,9 @@ export const startService = async (config: Config, log: Logger = createLogger(co
   }
   await migrate(databaseUrl, config.databaseSchema, log)
   const pool = createPool(databaseUrl, config.databaseSchema)
+  // A flood of API requests must not take the connections the ingest commits need, nor hold
+  // them with slow queries: the API has a pool of its own, and its statements a time limit.
+  const apiPool = createPool(databaseUrl, config.databaseSchema, config.api.poolMax, config.api.statementTimeoutMs)
   const idResolver = createIdResolver({ plcUrl: config.plcUrl, allowPrivateNetwork: config.allowPrivateNetwork, timeoutMs: config.identityTimeoutMs })
   const lexicons = loadLexicons()
   const deps = { pool, idResolver, lexicons, log }
@@ -84,10 +92,17 @@ export const startService = async (config: Config, log: Logger = createLogger(co
   }
   // Leadership changes one at a time, in order.
   let transition: Promise<void> = Promise.resolve()
-  const lock = new LeaderLock(databaseUrl, `chive-collab-indexer:${config.databaseSchema}`, (err) => {
-    log.error({ err: err.message }, 'leadership lost with the database connection; ingest stops')
-    transition = transition.then(() => ingest.stop())
-  })
+  const lock = new LeaderLock(
+    databaseUrl,
+    `chive-collab-indexer:${config.databaseSchema}`,
+    (err) => {
+      log.error({ err: err.message }, 'leadership lost; ingest stops')
+      transition = transition.then(() => ingest.stop())
+    },
+    { schema: config.databaseSchema, checkIntervalMs: config.leaderCheckMs },
+  )
+  // Ingest batches commit only under this replica's leader epoch (see src/db/leader.ts).
+  fenceWrites(pool, { epoch: () => lock.epoch, onDeposed: (err) => lock.deposed(err) })
   let stopping = false
   // One attempt at a time: a connection attempt can outlast the retry interval.
   let attempt: Promise<void> | null = null
@@ -110,10 +125,12 @@ export const startService = async (config: Config, log: Logger = createLogger(co
     await transition
   }
   const auth = createServiceAuth(config.serviceDid, idResolver)
-  const metrics = createMetrics({ pool, relayUrl: config.relayUrl, indexer, verifier, backfiller })
+  const scraped = createMetrics({ pool: apiPool, relayUrl: config.relayUrl, indexer, verifier, backfiller })
+  // Unauthenticated and never rate-limited: a scrape's queries are shared for a second.
+  const metrics: Metrics = { ...scraped, scrape: cachedFor(1000, () => scraped.scrape()) }
   const api = createApi(
     {
-      pool,
+      pool: apiPool,
       lexicons,
       auth,
       relayUrl: config.relayUrl,
@@ -131,6 +148,10 @@ export const startService = async (config: Config, log: Logger = createLogger(co
   upkeep.start()
   const address = await api.listen({ port: config.port, host: config.host })
   log.info({ address, relay: config.relayUrl, serviceDid: config.serviceDid, leader: leading }, 'service ready')
+  // Otherwise the first sign of it is a moderator who cannot sign in.
+  if (config.admin.password === undefined && config.admin.moderatorDids.length === 0) {
+    log.warn('neither ADMIN_PASSWORD nor MODERATOR_DIDS is set: nobody can use the admin API or the dashboard')
+  }
   const url = new URL(address)
   if (url.hostname === '0.0.0.0' || url.hostname === '[::]') url.hostname = '127.0.0.1'
   let stopped: Promise<void> | undefined
@@ -141,6 +162,7 @@ export const startService = async (config: Config, log: Logger = createLogger(co
     backfiller,
     upkeep,
     pool,
+    apiPool,
     log,
     get leader() {
       return leading
@@ -154,7 +176,7 @@ export const startService = async (config: Config, log: Logger = createLogger(co
         await Promise.all([ingest.stop(), upkeep.stop()])
         await lock.release()
         await api.close()
-        await pool.end()
+        await Promise.all([pool.end(), apiPool.end()])
         await embedded?.stop()
       })()
       return stopped

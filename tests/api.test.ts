@@ -123,8 +123,29 @@ describe('hostile parameters', () => {
     expectError(await h.get(LIST_COLLABORATORS, { subjectUri: ['at://a/b/c', 'at://a/b/d'] }), 400, 'InvalidRequest')
   })
 
-  it('answers unknown methods with an XRPC-shaped 404', async () => {
-    expectError(await h.get('pub.chive.collaboration.nope'), 404, 'NotFound')
+  it('answers unknown methods with 501 MethodNotImplemented, as XRPC servers do', async () => {
+    expectError(await h.get('pub.chive.collaboration.nope'), 501, 'MethodNotImplemented')
+    const post = await fetch(`${h.service.url}/xrpc/pub.chive.collaboration.nope`, { method: 'POST', body: '{}', headers: { 'content-type': 'application/json' } })
+    expect(post.status).toBe(501)
+    expect(((await post.json()) as { error: string }).error).toBe('MethodNotImplemented')
+    // Outside /xrpc/ there are no methods: a path that is not there is 404.
+    expect((await fetch(`${h.service.url}/no/such/path`)).status).toBe(404)
+  })
+
+  it('says that a method exists and which HTTP method it takes', async () => {
+    // A query asked with POST: 405, the method named, Allow: GET.
+    const post = await fetch(`${h.service.url}/xrpc/${LIST_COLLABORATORS}`, { method: 'POST', body: '{}', headers: { 'content-type': 'application/json' } })
+    expect(post.status).toBe(405)
+    expect(post.headers.get('allow')).toMatch(/^GET/)
+    const postBody = (await post.json()) as { error: string; message: string }
+    expect(postBody.error).toBe('InvalidRequest')
+    expect(postBody.message).toContain(LIST_COLLABORATORS)
+    expect(postBody.message).toMatch(/query: use GET/)
+    // A procedure (an admin action) asked with GET: 405, Allow: POST.
+    const get = await fetch(`${h.service.url}/xrpc/pub.chive.collabIndexer.admin.takedownInvite`)
+    expect(get.status).toBe(405)
+    expect(get.headers.get('allow')).toBe('POST')
+    expect(((await get.json()) as { message: string }).message).toMatch(/procedure: use POST/)
   })
 })
 

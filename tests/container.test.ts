@@ -61,7 +61,8 @@ describe('Dockerfile', () => {
     expect(argv[0]).toBe('node')
     expect(argv[argv.length - 1]).toBe('src/start.mjs')
     const pkg = JSON.parse(read('package.json')) as { scripts: { start: string } }
-    expect(pkg.scripts.start).toBe(argv.join(' '))
+    // `npm start` execs node (so that signals sent to npm reach it); Docker runs node directly.
+    expect(pkg.scripts.start).toBe(`exec ${argv.join(' ')}`)
     expect(find(final, 'EXPOSE').map((i) => i.args)).toContain('3000')
     for (const env of find(final, 'ENV')) {
       for (const [, name] of env.args.matchAll(/([A-Z_]+)=/g)) {

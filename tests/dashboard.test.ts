@@ -4,7 +4,8 @@ import os from 'node:os'
 import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { chromium, type BrowserContext, type Page } from 'playwright-core'
-import { createUser, startHarness, testConfig, type Harness, type Ref, type User } from './support/harness.ts'
+import { createUser, startHarness, testConfig, waitFor, type Harness, type Ref, type User } from './support/harness.ts'
+import { backfillProgress, createDidRun } from '../src/db/backfill.ts'
 import { views } from './support/views.ts'
 import { ADMIN_PASSWORD, moderator } from './support/admin.ts'
 
@@ -122,9 +123,48 @@ describe('the moderator dashboard in Chromium', () => {
     await page.getByRole('link', { name: 'Firehose health' }).click()
     await page.getByRole('heading', { name: 'Firehose health' }).waitFor()
     expect(await page.locator('#connection').innerText()).toBe('Connected')
-    expect(await page.getByRole('img', { name: /Events per minute over the last hour: latest \d+/ }).count()).toBe(1)
-    expect(await page.getByRole('img', { name: /Lag over the last hour: latest \d+ s/ }).count()).toBe(1)
-    await shot('5-health')
+    const events = page.getByRole('img', { name: /Events per minute over the last hour: latest \d+/ })
+    const lag = page.getByRole('img', { name: /Lag over the last hour: latest \d+ s/ })
+    expect(await events.count()).toBe(1)
+    expect(await lag.count()).toBe(1)
+    // Charts that read at a glance: a labelled value axis and a time axis, and visible marks.
+    for (const [chart, zero] of [[events, '0'], [lag, '0 s']] as const) {
+      const labels = await chart.locator('text').allTextContents()
+      expect(labels).toEqual(expect.arrayContaining([zero, 'now', '−30 min', '−60 min']))
+      const box = await chart.boundingBox()
+      expect(box?.height).toBeGreaterThan(80)
+    }
+    expect(await events.locator('rect').count()).toBeGreaterThan(0)
+    expect(await lag.locator('circle').count()).toBeGreaterThan(0)
+    await shot('5-health', true)
+  })
+
+  it('shows backfill runs, the resync queue and the counters as labelled numbers', async () => {
+    // A run of the kind the CLI starts (`npm run backfill -- --did ...`), and a resync request.
+    const run = await createDidRun(h.service.pool, [alice.did], 'dashboard test: one repo')
+    h.service.backfiller.wake()
+    await waitFor(async () => (await backfillProgress(h.service.pool)).runs.find((r) => r.id === run && r.repos.done === 1), 'the run to sync its repo')
+    await page.reload()
+    const section = page.locator('section', { has: page.getByRole('heading', { name: 'Backfill and resync' }) })
+    await section.waitFor()
+    expect(await page.getByText('not implemented').count()).toBe(0)
+    const row = section.locator('tbody tr', { hasText: `#${run}` })
+    expect(await row.innerText()).toContain('dashboard test: one repo')
+    expect(await row.innerText()).toMatch(/1 \/ 1/)
+    const queue = section.getByRole('group', { name: 'Resync queue' })
+    for (const label of ['Resyncs pending', 'Resyncs failed', 'Repos desynchronized']) {
+      expect(await queue.getByText(label).count()).toBe(1)
+    }
+    // Counters: a name and a number each, never raw JSON.
+    const body = await page.locator('main').innerText()
+    expect(body).not.toMatch(/\{"/)
+    const rejected = page.getByRole('group', { name: 'Rejected records by reason' })
+    expect(await rejected.locator('dt', { hasText: 'self-invite' }).count()).toBe(1)
+    expect(Number(await rejected.locator('dt:has-text("self-invite") + dd').innerText())).toBeGreaterThanOrEqual(1)
+    expect(await page.getByRole('group', { name: 'Subject proofs by outcome' }).count()).toBe(1)
+    const fetches = page.getByRole('group', { name: 'Proof fetches' })
+    expect(await fetches.locator('dt', { hasText: 'in flight' }).count()).toBe(1)
+    await shot('5b-health-backfill', true)
   })
 
   it('lists the rejection log and the inviter volume', async () => {

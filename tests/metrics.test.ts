@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { LIST_INVITES, createUser, startHarness, waitFor, type Harness, type User } from './support/harness.ts'
 import { views } from './support/views.ts'
+import { parseExposition, value } from './support/exposition.ts'
 
 let h: Harness
 let alice: User
@@ -14,58 +15,12 @@ afterAll(async () => {
   await h?.stop()
 })
 
-interface Sample {
-  name: string
-  labels: Record<string, string>
-  value: number
-}
-
-const NAME = '[a-zA-Z_:][a-zA-Z0-9_:]*'
-// Prometheus reads values with Go's ParseFloat, which takes NaN and Inf in any case (prom-client writes "Nan").
-const VALUE = '(?:[-+]?(?:\\d+(?:\\.\\d*)?|\\.\\d+)(?:[eE][-+]?\\d+)?|[-+]?[Ii]nf|[Nn]a[Nn])'
-const LABEL = `[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\\\\n]|\\\\[\\\\"n])*"`
-const SAMPLE = new RegExp(`^(${NAME})(?:\\{((?:${LABEL})(?:,${LABEL})*,?)?\\})? (${VALUE})(?: -?\\d+)?$`)
-const TYPES = new Set(['counter', 'gauge', 'histogram', 'summary', 'untyped'])
-
-/**
- * Parses the Prometheus text exposition format (0.0.4) strictly: every line is a HELP, a TYPE
- * or a sample of a declared family, or the test fails.
- */
-const parseExposition = (text: string): { samples: Sample[]; types: Map<string, string> } => {
-  const types = new Map<string, string>()
-  const samples: Sample[] = []
-  expect(text.endsWith('\n')).toBe(true)
-  for (const line of text.slice(0, -1).split('\n')) {
-    if (line === '') continue
-    const meta = /^# (HELP|TYPE) (\S+) (.*)$/.exec(line)
-    if (meta) {
-      expect(meta[2]).toMatch(new RegExp(`^${NAME}$`))
-      if (meta[1] === 'TYPE') {
-        expect(TYPES.has(meta[3] as string), line).toBe(true)
-        types.set(meta[2] as string, meta[3] as string)
-      }
-      continue
-    }
-    const m = SAMPLE.exec(line)
-    expect(m, `not a sample line: ${line}`).not.toBeNull()
-    const [, name = '', labelText = '', value = ''] = m as RegExpExecArray
-    const family = [...types.keys()].find((f) => name === f || /^(_bucket|_sum|_count|_total|_created)$/.test(name.slice(f.length)) && name.startsWith(f))
-    expect(family, `sample of an undeclared family: ${line}`).toBeDefined()
-    const labels = Object.fromEntries([...labelText.matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g)].map((l) => [l[1], l[2]]))
-    samples.push({ name, labels: labels as Record<string, string>, value: /^nan$/i.test(value) ? Number.NaN : Number(value.replace(/inf$/i, 'Infinity')) })
-  }
-  return { samples, types }
-}
-
 const scrape = async () => {
   const res = await fetch(`${h.service.url}/metrics`)
   expect(res.status).toBe(200)
   expect(res.headers.get('content-type')).toMatch(/^text\/plain; version=0\.0\.4/)
   return parseExposition(await res.text())
 }
-
-const value = (samples: Sample[], name: string, labels: Record<string, string> = {}): number | undefined =>
-  samples.find((s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v))?.value
 
 const P = 'chive_indexer_'
 
@@ -88,8 +43,11 @@ describe('GET /metrics', () => {
     await v.waitForState(bob, invite.uri, 'pending')
     const after = await waitFor(async () => {
       const s = await scrape()
-      return (value(s.samples, `${P}events_rejected_total`, { reason: 'self-invite' }) ?? 0) >= 1 ? s : undefined
-    }, 'the rejection to be counted')
+      // The rejection is counted when processed, the indexed effects when their commit returns:
+      // under load a reader can see one before the other.
+      const rejected = (value(s.samples, `${P}events_rejected_total`, { reason: 'self-invite' }) ?? 0) >= 1
+      return rejected && (value(s.samples, `${P}events_indexed_total`) ?? 0) > indexedBefore ? s : undefined
+    }, 'the rejection and the new invite to be counted')
     expect(value(after.samples, `${P}events_indexed_total`)).toBeGreaterThan(indexedBefore)
     expect(value(after.samples, `${P}frames_received_total`)).toBeGreaterThan(framesBefore)
     expect(value(after.samples, `${P}relay_connected`)).toBe(1)
@@ -112,8 +70,11 @@ describe('GET /metrics', () => {
     )
     // Paths that match no route share one label value.
     await fetch(`${h.service.url}/xrpc/no.such.method${Math.random()}`)
-    const unmatched = await scrape()
-    expect(value(unmatched.samples, `${P}api_request_duration_seconds_count`, { route: 'unmatched', status_code: '404' })).toBeGreaterThan(0)
+    // Observed once the response is finished, which may be after the client has it.
+    const unmatched = await waitFor(async () => {
+      const s = await scrape()
+      return (value(s.samples, `${P}api_request_duration_seconds_count`, { route: 'unmatched', status_code: '501' }) ?? 0) > 0 ? s : undefined
+    }, 'the unmatched request to be observed')
     // Process metrics come with it.
     expect(value(unmatched.samples, 'process_cpu_user_seconds_total')).toBeGreaterThan(0)
   })

@@ -53,6 +53,9 @@ const SESSION_HOURS = 8
  * the password, so that changing the password ends every session. Failures are counted per
  * address; past the limit the address is refused, right password or not, until its window ends.
  */
+/** Said to whoever tries a password on a service that has none. */
+export const NO_PASSWORD = 'no admin password is configured on this service (set ADMIN_PASSWORD and restart it)'
+
 export class ModeratorAuth {
   private readonly access: AdminAccess
   private readonly serviceAuth: ServiceAuth
@@ -80,6 +83,7 @@ export class ModeratorAuth {
         const decoded = Buffer.from(header.replace(/^Basic\s+/i, '').trim(), 'base64').toString('utf8')
         const colon = decoded.indexOf(':')
         const user = colon === -1 ? '' : decoded.slice(0, colon)
+        if (!this.passwordConfigured) throw authRequired(NO_PASSWORD)
         if (colon === -1 || !this.passwordMatches(decoded.slice(colon + 1))) throw authRequired('wrong admin password')
         return { actor: user.trim() || 'admin', kind: 'password' }
       }
@@ -95,6 +99,8 @@ export class ModeratorAuth {
   /** Dashboard sign-in: the session cookie's value, or an XRPC error (counted when wrong). */
   signIn(req: FastifyRequest, name: string, password: string): string {
     this.assertNotLimited(req)
+    // Not a wrong guess: no guess can be right, and the moderator must be told why.
+    if (!this.passwordConfigured) throw authRequired(NO_PASSWORD)
     if (!this.passwordMatches(password)) {
       this.failed(req, 'dashboard', 'wrong admin password')
       throw authRequired('wrong admin password')
@@ -117,6 +123,11 @@ export class ModeratorAuth {
   }
 
   readonly sessionMaxAgeSeconds = SESSION_HOURS * 3600
+
+  /** Whether ADMIN_PASSWORD is set: without it no password signs in. */
+  get passwordConfigured(): boolean {
+    return this.access.password !== undefined
+  }
 
   private sign(payload: string): string {
     return createHmac('sha256', this.sessionKey ?? Buffer.alloc(32)).update(payload).digest('base64url')

@@ -135,7 +135,7 @@ export const firehoseStatus = async (ctx: ApiContext) => {
   const s = (typeof state.status === 'object' && state.status !== null ? state.status : {}) as Record<string, unknown>
   const num = (v: unknown) => (typeof v === 'number' ? v : undefined)
   const str = (v: unknown) => (typeof v === 'string' && v !== '' ? v : undefined)
-  const ageSeconds = state.updatedAt ? Math.max(0, Math.round((Date.now() - state.updatedAt.getTime()) / 1000)) : undefined
+  const ageSeconds = state.statusAt ? Math.max(0, Math.round((Date.now() - state.statusAt.getTime()) / 1000)) : undefined
   const malformed = counts(s.malformed)
   const rejected = counts(s.rejected)
   const problems = counts(s.problems)

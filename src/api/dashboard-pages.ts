@@ -1,5 +1,7 @@
 import type { BlockRow, RejectionRow, VolumeRow } from '../db/moderation.ts'
 import type { adminInviteView, auditEventView, firehoseStatus } from './admin.ts'
+import type { BackfillProgress } from '../db/backfill.ts'
+import type { VerifierStatus } from '../ingest/verifier.ts'
 import { Html, html } from './html.ts'
 
 type InviteView = ReturnType<typeof adminInviteView>
@@ -45,8 +47,13 @@ th { font-size: 12px; text-transform: uppercase; letter-spacing: .03em; color: v
 dl { display: grid; grid-template-columns: 170px 1fr; gap: 6px 14px; margin: 0; } dt { color: var(--muted); font-size: 13px; } dd { margin: 0; }
 .charts { display: grid; grid-template-columns: 1fr 1fr; gap: 18px; margin-top: 12px; }
 .chart figcaption { font-size: 13px; margin-bottom: 4px; }
-.chart svg { display: block; width: 100%; background: #fafbfd; border: 1px solid var(--line); border-radius: 4px; }
-.axis { display: flex; justify-content: space-between; font-size: 11px; }
+.chart svg { display: block; width: 100%; height: auto; background: #fafbfd; border: 1px solid var(--line); border-radius: 4px; }
+.chart .latest { color: var(--accent); }
+.count-grid { display: grid; grid-template-columns: repeat(auto-fit, minmax(220px, 1fr)); gap: 12px 18px; }
+.counts h4 { font-size: 13px; margin: 0 0 4px; color: var(--muted); font-weight: 600; }
+.counts dl { grid-template-columns: 1fr auto; gap: 2px 12px; } .counts dt { font-family: ui-monospace, Menlo, Consolas, monospace; font-size: 12.5px; color: var(--ink); }
+.counts dd { text-align: right; font-weight: 600; font-variant-numeric: tabular-nums; } .counts p { margin: 0; font-size: 13px; }
+progress { width: 80px; vertical-align: middle; }
 .muted { color: var(--muted); } .row { display: flex; gap: 10px; align-items: center; flex-wrap: wrap; }
 .signin { max-width: 380px; margin: 80px auto; } .signin .card { padding: 24px; } .signin p { margin-top: 0; }
 .signin label { margin-top: 12px; } .signin button { margin-top: 16px; width: 100%; }
@@ -257,34 +264,107 @@ ${events.map(
   )
 }
 
-/** Per-minute bars over the last hour, with the latest and peak values in words. */
-const minuteBars = (title: string, unit: string, points: { minute: string; value: number | undefined }[], height: number): Html => {
+/** The smallest 1, 2 or 5 times a power of ten at or above `v`: round gridline values. */
+const niceCeil = (v: number): number => {
+  if (v <= 1) return 1
+  const power = 10 ** Math.floor(Math.log10(v))
+  return ([1, 2, 5, 10].find((m) => m * power >= v) ?? 10) * power
+}
+
+const compact = (v: number): string =>
+  v >= 1_000_000 ? `${+(v / 1_000_000).toFixed(1)}M` : v >= 10_000 ? `${Math.round(v / 1000)}k` : v >= 1000 ? `${+(v / 1000).toFixed(1)}k` : String(v)
+
+/**
+ * One value per minute over the last hour, as server-rendered SVG (the page loads no script and
+ * nothing from elsewhere): labelled gridlines, a time axis, bars (counts) or a line (levels),
+ * the latest value marked, and the latest and peak values in words for screen readers.
+ */
+const minuteChart = (
+  title: string,
+  unit: string,
+  points: { minute: string; value: number | undefined }[],
+  kind: 'bars' | 'line',
+  height: number,
+): Html => {
+  const W = 640
+  const left = 46
+  const right = 10
+  const top = 8
+  const bottom = 20
+  const plotW = W - left - right
+  const plotH = height - top - bottom
+  const step = plotW / 60
   const values = points.map((p) => p.value).filter((v): v is number => v !== undefined)
   const peak = values.length ? Math.max(...values) : undefined
   const latest = values[values.length - 1]
-  const scale = Math.max(1, peak ?? 0)
+  const max = niceCeil(peak ?? 0)
   const now = Date.now()
-  const bars = points.flatMap((p) => {
-    if (p.value === undefined) return []
-    const age = Math.floor((now - Date.parse(p.minute)) / 60_000)
-    const h = Math.max(p.value > 0 ? 2 : 0.5, (p.value / scale) * (height - 4))
-    return [html`<rect x="${(59 - age) * 10 + 1}" y="${(height - h).toFixed(1)}" width="8" height="${h.toFixed(1)}" fill="#1f5fbf"><title>${p.minute.slice(11, 16)}Z: ${p.value}${unit}</title></rect>`]
+  const y = (v: number) => top + plotH - (v / max) * plotH
+  // Minute slot 0 is an hour ago, 59 the current minute.
+  const placed = points.flatMap((p) => {
+    const slot = 59 - Math.floor((now - Date.parse(p.minute)) / 60_000)
+    return p.value === undefined || slot < 0 || slot > 59 ? [] : [{ slot, value: p.value, minute: p.minute }]
   })
+  const tip = (p: { minute: string; value: number }) => html`<title>${p.minute.slice(11, 16)} UTC: ${p.value}${unit}</title>`
+  const grid = [0, max / 2, max].map(
+    (v) => html`<line x1="${left}" y1="${y(v).toFixed(1)}" x2="${W - right}" y2="${y(v).toFixed(1)}" stroke="${v === 0 ? '#9aa4b5' : '#e3e7ee'}"/>
+<text x="${left - 6}" y="${(y(v) + 4).toFixed(1)}" text-anchor="end" font-size="11" fill="#5b6474">${compact(v)}${unit}</text>`,
+  )
+  const ticks = [0, 15, 30, 45, 60].map((ago) => {
+    const x = left + (60 - ago) * step
+    return html`<text x="${x.toFixed(1)}" y="${height - 5}" text-anchor="${ago === 60 ? 'start' : ago === 0 ? 'end' : 'middle'}" font-size="11" fill="#5b6474">${ago === 0 ? 'now' : `−${ago} min`}</text>`
+  })
+  let marks: Html[]
+  if (kind === 'bars') {
+    marks = placed.map((p) => {
+      const h = Math.max(p.value > 0 ? 1.5 : 0, (p.value / max) * plotH)
+      return html`<rect x="${(left + p.slot * step + 1).toFixed(1)}" y="${(top + plotH - h).toFixed(1)}" width="${(step - 2).toFixed(1)}" height="${h.toFixed(1)}" fill="${p.slot === placed[placed.length - 1]?.slot ? '#1f5fbf' : '#7fa6e0'}">${tip(p)}</rect>`
+    })
+  } else {
+    // A line through consecutive minutes; a missing minute (the service was down) breaks it.
+    const runs: { slot: number; value: number; minute: string }[][] = []
+    for (const p of placed) {
+      const run = runs[runs.length - 1]
+      const prev = run?.[run.length - 1]
+      if (run && prev && p.slot === prev.slot + 1) run.push(p)
+      else runs.push([p])
+    }
+    const cx = (slot: number) => (left + (slot + 0.5) * step).toFixed(1)
+    marks = [
+      ...runs.map((run) =>
+        run.length > 1
+          ? html`<polyline fill="none" stroke="#1f5fbf" stroke-width="2" points="${run.map((p) => `${cx(p.slot)},${y(p.value).toFixed(1)}`).join(' ')}"/>`
+          : '',
+      ),
+      ...placed.map((p, i) => html`<circle cx="${cx(p.slot)}" cy="${y(p.value).toFixed(1)}" r="${i === placed.length - 1 ? 4 : 2.5}" fill="#1f5fbf">${tip(p)}</circle>`),
+    ].filter((m): m is Html => m !== '')
+  }
   const words = (v: number | undefined) => (v === undefined ? '—' : `${v}${unit}`)
+  const empty = placed.length === 0
+    ? html`<text x="${left + plotW / 2}" y="${top + plotH / 2}" text-anchor="middle" font-size="13" fill="#5b6474">no data in the last hour</text>`
+    : ''
   return html`<figure class="chart" style="margin:0">
-<figcaption><b>${title}</b> <span class="muted">latest ${words(latest)}, peak ${words(peak)}</span></figcaption>
-<svg viewBox="0 0 600 ${height}" preserveAspectRatio="none" style="height:${height}px" role="img"
- aria-label="${title} over the last hour: latest ${words(latest)}, peak ${words(peak)}">
-<line x1="0" y1="${height - 0.5}" x2="600" y2="${height - 0.5}" stroke="#c3cad6"/>${bars}</svg>
-<div class="axis muted"><span>60 min ago</span><span>now</span></div></figure>`
+<figcaption><b>${title}</b> <span class="muted">latest <b class="latest">${words(latest)}</b>, peak ${words(peak)}</span></figcaption>
+<svg viewBox="0 0 ${W} ${height}" role="img" aria-label="${title} over the last hour: latest ${words(latest)}, peak ${words(peak)}">
+${grid}${ticks}${marks}${empty}</svg></figure>`
+}
+
+/** Counters by name as labelled numbers, largest first; "none" when there are none. */
+const countList = (label: string, counts: Record<string, number> | undefined): Html => {
+  const entries = Object.entries(counts ?? {}).filter(([, n]) => n > 0).sort((a, b) => b[1] - a[1])
+  return html`<div class="counts" role="group" aria-label="${label}"><h4>${label}</h4>${entries.length === 0
+    ? html`<p class="muted">none</p>`
+    : html`<dl>${entries.map(([name, n]) => html`<dt>${name}</dt><dd>${n.toLocaleString('en')}</dd>`)}</dl>`}</div>`
 }
 
 export const healthPanel = (s: Status, full: boolean): Html => {
+  const verification = s.verification as Partial<VerifierStatus> | undefined
   const problems = Object.entries((s.problems ?? {}) as Record<string, { count?: number; message?: string; at?: string }>)
   const metric = (label: string, value: Html | string | number) => html`<div class="metric">${label}<b>${value}</b></div>`
   return html`<section class="card health" aria-labelledby="health-h">
 <div class="row"><h2 id="health-h" style="margin:0">Firehose health</h2>
 <span class="badge ${s.connected ? 'ok' : 'bad'}" id="connection">${s.connected ? 'Connected' : 'Not connected'}</span>
+${!s.connected && s.lastDisconnectReason ? html`<span class="muted">last disconnect: ${s.lastDisconnectReason}</span>` : ''}
 ${full ? '' : html`<a href="/admin/health" style="margin-left:auto">All firehose details</a>`}</div>
 <div class="grid" style="margin-top:10px">
 ${metric('Relay', html`<span class="mono">${s.relay}</span>`)}
@@ -297,8 +377,8 @@ ${metric('Relay problems', s.errors.problems)}
 ${metric('Verification queue', s.verificationQueue.oldestAgeSeconds === undefined ? s.verificationQueue.depth : `${s.verificationQueue.depth} (oldest ${s.verificationQueue.oldestAgeSeconds} s)`)}
 </div>
 <div class="charts">
-${minuteBars('Events per minute', '', s.history.map((p) => ({ minute: p.minute, value: p.events })), full ? 90 : 40)}
-${minuteBars('Lag', ' s', s.history.map((p) => ({ minute: p.minute, value: p.lagSeconds })), full ? 90 : 40)}
+${minuteChart('Events per minute', '', s.history.map((p) => ({ minute: p.minute, value: p.events })), 'bars', full ? 170 : 110)}
+${minuteChart('Lag', ' s', s.history.map((p) => ({ minute: p.minute, value: p.lagSeconds })), 'line', full ? 170 : 110)}
 </div>
 ${full
   ? html`<h3 style="margin-top:16px">Details</h3><dl>
@@ -306,18 +386,49 @@ ${full
 <dt>Last relay event</dt><dd>${time(s.lastEventTime)}</dd>
 <dt>Last disconnect</dt><dd>${s.lastDisconnectReason ?? '—'}</dd>
 <dt>Frames / indexed</dt><dd>${s.framesReceived ?? 0} / ${s.eventsIndexed ?? 0}</dd>
-<dt>Malformed by reason</dt><dd class="mono">${JSON.stringify(s.malformed)}</dd>
-<dt>Rejected by reason</dt><dd class="mono">${JSON.stringify(s.rejected)}</dd>
 <dt>Relay problems</dt><dd>${problems.length === 0 ? 'none' : problems.map(([name, p]) => html`<div><b>${name}</b> ×${p.count ?? 1} ${p.message ?? ''} (${time(p.at)})</div>`)}</dd>
-<dt>Verification</dt><dd class="mono">${JSON.stringify(s.verification ?? {})}</dd>
-<dt>Backfill</dt><dd class="muted">not implemented: no backfill queue</dd>
-</dl>`
+</dl>
+<h3 style="margin-top:16px">Counters</h3>
+<div class="count-grid">
+${countList('Malformed frames by reason', s.malformed)}
+${countList('Rejected records by reason', s.rejected)}
+${countList('Subject proofs by outcome', verification?.outcomes)}
+${countList('Proof retries by reason', verification?.retries)}
+<div class="counts" role="group" aria-label="Proof fetches"><h4>Proof fetches</h4><dl>
+<dt>in flight</dt><dd>${verification?.inFlight ?? 0}</dd><dt>given up</dt><dd>${verification?.gaveUp ?? 0}</dd></dl></div>
+</div>`
   : ''}
 </section>`
 }
 
-export const healthPage = (moderator: string, status: Status): string =>
-  page('Firehose health', healthPanel(status, true), { section: 'health', moderator })
+const runBadge = (status: string): Html =>
+  html`<span class="badge ${status === 'done' ? 'ok' : status === 'discovering' || status === 'syncing' ? 'warn' : ''}">${status}</span>`
+
+/** Backfill runs (recent and active) and the resync queue, as the workers' tables hold them. */
+const backfillPanel = (b: BackfillProgress): Html => html`<section class="card" aria-labelledby="backfill-h">
+<h2 id="backfill-h">Backfill and resync</h2>
+<div class="grid" role="group" aria-label="Resync queue">
+<div class="metric">Resyncs pending<b>${b.resync.pending}</b></div>
+<div class="metric">Resyncs failed<b>${b.resync.failed}</b></div>
+<div class="metric">Repos desynchronized<b>${b.resync.desynchronized}</b></div>
+<div class="metric">Backfill runs shown<b>${b.runs.length}</b></div>
+</div>
+<h3 style="margin-top:14px">Backfill runs</h3>
+${b.runs.length === 0
+  ? html`<p class="muted">No backfill run in the last hour.</p>`
+  : html`<table><thead><tr><th scope="col">Run</th><th scope="col">Kind</th><th scope="col">Reason</th><th scope="col">Status</th>
+<th scope="col">Repos done / total</th><th scope="col">Pending</th><th scope="col">Failed</th><th scope="col">Records</th><th scope="col">Started (UTC)</th></tr></thead><tbody>
+${b.runs.map(
+  (r) => html`<tr><td>#${r.id}</td><td>${r.kind}</td><td>${r.reason}${r.discovery
+    ? html`<br><span class="badge bad">discovery failing</span> <span class="muted">${r.discovery.failures}× in a row, next try ${time(r.discovery.retryAt ?? undefined)}: ${r.discovery.error}</span>`
+    : ''}</td><td>${runBadge(r.status)}</td>
+<td>${r.repos.done} / ${r.repos.total}${r.repos.total > 0 ? html` <progress max="${r.repos.total}" value="${r.repos.done}" aria-label="Run ${r.id}: ${r.repos.done} of ${r.repos.total} repos done"></progress>` : ''}</td>
+<td>${r.repos.pending}</td><td>${r.repos.failed}</td><td>${r.records}</td><td>${time(r.createdAt)}</td></tr>`,
+)}</tbody></table>`}
+</section>`
+
+export const healthPage = (moderator: string, status: Status, backfill: BackfillProgress): string =>
+  page('Firehose health', html`${healthPanel(status, true)}${backfillPanel(backfill)}`, { section: 'health', moderator })
 
 export const rejectionsPage = (
   moderator: string,

@@ -1,6 +1,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { Moderator } from '../db/audit.ts'
 import { inviterVolume, listBlocks, listRejections } from '../db/moderation.ts'
+import { backfillProgress } from '../db/backfill.ts'
 import { firehoseStatus, getInviteHistory, moderate, searchInvites, type ModerationAction } from './admin.ts'
 import type { ApiContext } from './context.ts'
 import { XrpcError, forbidden, invalidRequest } from './errors.ts'
@@ -87,7 +88,12 @@ export const registerDashboard = (app: FastifyInstance, ctx: ApiContext): void =
       return reply.redirect('/admin', 303)
     } catch (err) {
       if (!(err instanceof XrpcError)) throw err
-      const message = err.status === 429 ? err.message : 'Wrong password.'
+      const message =
+        err.status === 429
+          ? err.message
+          : ctx.moderators.passwordConfigured
+            ? 'Wrong password.'
+            : 'No admin password is configured on this service: set ADMIN_PASSWORD and restart it.'
       return sendPage(reply.headers(err.headers), err.status, signInPage(message))
     }
   })
@@ -127,7 +133,10 @@ export const registerDashboard = (app: FastifyInstance, ctx: ApiContext): void =
     return reply.redirect(`${back}${back.includes('?') ? '&' : '?'}done=${action}#notice`, 303)
   }))
 
-  app.get('/admin/health', signedIn(async (_req, reply, by) => sendPage(reply, 200, healthPage(by.actor, await firehoseStatus(ctx)))))
+  app.get('/admin/health', signedIn(async (_req, reply, by) => {
+    const [status, backfill] = await Promise.all([firehoseStatus(ctx), backfillProgress(ctx.pool)])
+    return sendPage(reply, 200, healthPage(by.actor, status, backfill))
+  }))
 
   app.get('/admin/rejections', signedIn(async (req, reply, by) => {
     const form = nonEmpty(req.query as Form)

@@ -4,6 +4,7 @@ import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, t
 import rateLimit from '@fastify/rate-limit'
 import type { Logger } from '../log.ts'
 import type { Metrics } from '../metrics.ts'
+import type { TrustProxy } from '../config.ts'
 import type { ApiContext } from './context.ts'
 import { XrpcError } from './errors.ts'
 import { registerHealth } from './health.ts'
@@ -21,7 +22,7 @@ export interface ApiLimits {
   /** Largest request line plus headers. */
   maxHeaderBytes: number
   /** Take the client address from X-Forwarded-For (only behind a proxy that sets it). */
-  trustProxy: boolean
+  trustProxy: TrustProxy
 }
 
 export interface ApiOptions {
@@ -64,6 +65,8 @@ const answerClientError = (err: NodeJS.ErrnoException, socket: Socket): void => 
   socket.destroy()
 }
 
+const trustHops = (hops: number) => (_address: string, hop: number): boolean => hop < hops
+
 export const createApi = (ctx: ApiContext, log: Logger, { limits, metrics }: ApiOptions): FastifyInstance => {
   const app = Fastify({
     loggerInstance: log.child({ component: 'api' }) as FastifyBaseLogger,
@@ -71,7 +74,9 @@ export const createApi = (ctx: ApiContext, log: Logger, { limits, metrics }: Api
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: 64 * 1024,
     requestTimeout: limits.requestTimeoutMs,
-    trustProxy: limits.trustProxy,
+    // A hop count becomes "the nearest n hops" (Fastify's own reading of a number; its types
+    // take only the function form). Never `true`: a client could name any address.
+    trustProxy: typeof limits.trustProxy === 'number' ? trustHops(limits.trustProxy) : limits.trustProxy,
     // Node checks request timeouts on an interval (30 s by default): a short timeout needs a shorter one.
     http: {
       maxHeaderSize: limits.maxHeaderBytes,
@@ -113,7 +118,23 @@ export const createApi = (ctx: ApiContext, log: Logger, { limits, metrics }: Api
     }
   })
   app.setNotFoundHandler((req, reply) => {
-    void reply.status(404).send(xrpcError('NotFound', `no such method: ${req.url.split('?')[0]}`))
+    const path = req.url.split('?')[0] ?? ''
+    // XRPC convention (as in @atproto/xrpc-server): a method this service does not have is 501;
+    // one it has, asked with the wrong HTTP method, says which one it takes (405 with `Allow`).
+    if (path.startsWith('/xrpc/')) {
+      const takes = ['GET', 'POST'].find((m) => m !== req.method && app.hasRoute({ method: m as 'GET' | 'POST', url: path }))
+      if (takes) {
+        const kind = takes === 'GET' ? 'a query' : 'a procedure'
+        void reply
+          .status(405)
+          .header('allow', takes === 'GET' ? 'GET, HEAD' : 'POST')
+          .send(xrpcError('InvalidRequest', `${path.slice(6)} is ${kind}: use ${takes}, not ${req.method}`))
+        return
+      }
+      void reply.status(501).send(xrpcError('MethodNotImplemented', `method not implemented: ${path.slice(6)}`))
+      return
+    }
+    void reply.status(404).send(xrpcError('NotFound', `no such path: ${path}`))
   })
   app.setErrorHandler((err, req, reply) => {
     if (err instanceof XrpcError) {

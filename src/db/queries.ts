@@ -242,11 +242,20 @@ export const listInvites = async (pool: Pool, f: InviteFilter): Promise<InvitePa
   }
 }
 
-/** Active collaborators on a subject: live, unexpired invites with a valid live acceptance. */
-export const listCollaborators = async (pool: Pool, subjectUri: string, limit = 1000): Promise<CollaboratorRow[]> => {
-  const res = await pool.query<{ did: string; invite_uri: string; acceptance_uri: string; role: string | null; accepted_at: Date }>(
+/**
+ * Active collaborators on a subject: live, unexpired invites with a valid live acceptance; oldest
+ * acceptance first, one page at a time (keyset on acceptance time, then acceptance URI), so a
+ * subject with many collaborators is served whole, in bounded queries.
+ */
+export const listCollaborators = async (
+  pool: Pool,
+  subjectUri: string,
+  page: { limit: number; after?: PageKey | undefined },
+): Promise<{ rows: CollaboratorRow[]; next: PageKey | undefined }> => {
+  const after = page.after
+  const res = await pool.query<{ did: string; invite_uri: string; acceptance_uri: string; role: string | null; accepted_at: Date; sort_us: string }>(
     prepared(
-    `SELECT * FROM (
+    `SELECT c.*, (extract(epoch FROM c.accepted_at) * 1000000)::bigint::text AS sort_us FROM (
        SELECT DISTINCT ON (i.invitee) i.invitee AS did, i.uri AS invite_uri, acc.uri AS acceptance_uri,
               i.role, acc.created_at AS accepted_at
        FROM invite i
@@ -255,16 +264,24 @@ export const listCollaborators = async (pool: Pool, subjectUri: string, limit = 
          AND (i.expires_at IS NULL OR i.expires_at > now())
          AND ${SERVABLE}
        ORDER BY i.invitee, acc.created_at, i.uri
-     ) c ORDER BY c.accepted_at, c.did
+     ) c
+     WHERE $3::bigint IS NULL
+        OR (c.accepted_at, c.acceptance_uri) > (timestamptz 'epoch' + $3::bigint * interval '1 microsecond', $4::text)
+     ORDER BY c.accepted_at, c.acceptance_uri
      LIMIT $2`,
-    [subjectUri, limit],
+    [subjectUri, page.limit + 1, after ? after.sortMicros.toString() : null, after ? after.uri : null],
     ),
   )
-  return res.rows.map((r) => ({
-    did: r.did,
-    inviteUri: r.invite_uri,
-    acceptanceUri: r.acceptance_uri,
-    role: r.role,
-    acceptedAt: r.accepted_at,
-  }))
+  const rows = res.rows.slice(0, page.limit)
+  const last = rows[rows.length - 1]
+  return {
+    rows: rows.map((r) => ({
+      did: r.did,
+      inviteUri: r.invite_uri,
+      acceptanceUri: r.acceptance_uri,
+      role: r.role,
+      acceptedAt: r.accepted_at,
+    })),
+    next: res.rows.length > page.limit && last ? { sortMicros: BigInt(last.sort_us), uri: last.acceptance_uri } : undefined,
+  }
 }

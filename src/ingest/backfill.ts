@@ -9,6 +9,7 @@ import {
   advanceRepoState,
   claimRepos,
   closeFinishedRuns,
+  discoveryFailed,
   finishDiscovery,
   finishRepo,
   heldRecords,
@@ -48,6 +49,10 @@ export interface BackfillOptions {
   onRepo?: (did: string, rev: string, dataCid: string, records: number) => void
   /** Told when records were queued for subject proofs. */
   onQueued?: () => void
+  /** First wait after a failed discovery page; doubles per failure in a row, with jitter. */
+  discoveryBackoffMs?: number
+  /** Cap of that wait. */
+  discoveryMaxBackoffMs?: number
 }
 
 export interface BackfillStatus {
@@ -56,6 +61,8 @@ export interface BackfillStatus {
   records: number
   retries: Record<string, number>
   inFlight: number
+  /** Discovery pages that failed in a row (0 once one is read). */
+  discoveryFailures: number
 }
 
 /**
@@ -64,13 +71,15 @@ export interface BackfillStatus {
  * Resyncs of single repos (sync 1.1 breaks) go through the same queue.
  */
 export class Backfiller extends QueueWorker {
-  readonly status: BackfillStatus = { reposSynced: 0, reposFailed: 0, records: 0, retries: {}, inFlight: 0 }
+  readonly status: BackfillStatus = { reposSynced: 0, reposFailed: 0, records: 0, retries: {}, inFlight: 0, discoveryFailures: 0 }
   private readonly opts: Required<Omit<BackfillOptions, 'onRepo' | 'onQueued'>> & Pick<BackfillOptions, 'onRepo' | 'onQueued'>
   private readonly keys: SigningKeys
   private readonly hosts: KeyedLimiter
   private readonly rates: KeyedRateLimiter
   /** The discovery page being read, if any. */
   private discovery: Promise<void> | null = null
+  /** No discovery page is asked for before this (epoch ms): the backoff after failures. */
+  private discoveryNotBefore = 0
 
   constructor(opts: BackfillOptions) {
     super(opts.pollMs ?? 1000, opts.log)
@@ -79,6 +88,8 @@ export class Backfiller extends QueueWorker {
       backoffMaxMs: 60 * 60 * 1000,
       leaseMs: 5 * 60_000,
       pollMs: 1000,
+      discoveryBackoffMs: 1000,
+      discoveryMaxBackoffMs: 5 * 60_000,
       ...opts,
     }
     this.keys = signingKeys(this.opts.idResolver)
@@ -96,7 +107,9 @@ export class Backfiller extends QueueWorker {
     const discovering = runs.find((r) => r.status === 'discovering')
     // A discovery page may take long (a PDS without listReposByCollection is asked repo by
     // repo): it runs as a task of its own, so repos keep being claimed meanwhile.
-    if (discovering && !this.discovery) {
+    // While backing off, the worker's poll (every pollMs) comes back here until the time is up:
+    // no task sleeps, so stopping never waits for a backoff.
+    if (discovering && !this.discovery && Date.now() >= this.discoveryNotBefore) {
       this.discovery = this.discoverOnePage(discovering).then(() => {
         this.discovery = null
       })
@@ -121,14 +134,33 @@ export class Backfiller extends QueueWorker {
       const page = await discoverPage(this.opts.discoveryUrl, run.discovery)
       await addDiscovered(this.opts.pool, run.id, page.dids, run.reason)
       await saveDiscovery(this.opts.pool, run.id, page.progress)
+      if (this.status.discoveryFailures > 0) this.opts.log.info({ run: run.id, url: this.opts.discoveryUrl }, 'backfill discovery recovered')
+      this.status.discoveryFailures = 0
+      this.discoveryNotBefore = 0
       if (page.done) {
         await finishDiscovery(this.opts.pool, run.id)
         this.opts.log.info({ run: run.id }, 'backfill discovery finished')
       }
     } catch (err) {
-      this.opts.log.warn({ err: (err as Error).message, run: run.id }, 'backfill discovery failed; retrying')
-      // The task's end wakes the worker: a failing relay is asked again a second later, not at once.
-      await new Promise((r) => setTimeout(r, 1000))
+      await this.discoveryFailed(run, (err as Error).message)
+    }
+  }
+
+  /**
+   * A relay that is down is asked again after a capped, jittered exponential backoff (not every
+   * second, which floods the log and the relay); the reason and next attempt go to Postgres for
+   * every replica's health endpoint.
+   */
+  private async discoveryFailed(run: BackfillRun, message: string): Promise<void> {
+    const failures = ++this.status.discoveryFailures
+    const delay = retryDelay(this.opts.discoveryBackoffMs, failures - 1, undefined, this.opts.discoveryMaxBackoffMs)
+    this.discoveryNotBefore = Date.now() + delay
+    const error = message.includes(this.opts.discoveryUrl.replace(/\/$/, '')) ? message : `${this.opts.discoveryUrl}: ${message}`
+    this.opts.log.warn({ run: run.id, url: this.opts.discoveryUrl, err: error, failures, retryInMs: delay }, `backfill discovery failed: ${error}; retrying in ${delay < 1000 ? `${delay} ms` : `${Math.round(delay / 1000)} s`}`)
+    try {
+      await discoveryFailed(this.opts.pool, run.id, error, failures, delay)
+    } catch (dbErr) {
+      this.opts.log.error({ err: dbErr, run: run.id }, 'could not record the backfill discovery failure')
     }
   }
 
@@ -143,15 +175,19 @@ export class Backfiller extends QueueWorker {
         await this.rates.take(host)
         return snapshotRepo(this.opts.fetch, pds, job.did, this.keys, this.opts.lexicons, held)
       })
+      let current = true
       const res = await applyEffects(pool, snapshot.effects, async (client) => {
-        await advanceRepoState(client, job.did, snapshot.rev, snapshot.dataCid, true)
-        await finishRepo(client, job.did, snapshot.records)
+        // Asked for again while this sync ran: the snapshot's records stand (rev-guarded), but
+        // the repo is not declared synced; it stays queued and is fetched again.
+        current = await finishRepo(client, job, snapshot.records)
+        await advanceRepoState(client, job.did, snapshot.rev, snapshot.dataCid, current)
       })
       if (res.queued > 0) this.opts.onQueued?.()
       this.status.reposSynced++
       this.status.records += snapshot.records
-      this.opts.onRepo?.(job.did, snapshot.rev, snapshot.dataCid, snapshot.records)
-      log.debug({ did: job.did, rev: snapshot.rev, records: snapshot.records }, 'repo synced')
+      if (current) this.opts.onRepo?.(job.did, snapshot.rev, snapshot.dataCid, snapshot.records)
+      else this.wake()
+      log.debug({ did: job.did, rev: snapshot.rev, records: snapshot.records, current }, 'repo synced')
     } catch (err) {
       const transient = asTransient(err)
       if (transient.reason === 'internal-error') log.error({ err, did: job.did }, 'repo sync failed unexpectedly')

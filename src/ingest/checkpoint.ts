@@ -13,6 +13,7 @@ import type { Logger } from '../log.ts'
 import type { Pool } from '../db/pool.ts'
 import type { Effect, RepoPosition } from '../db/effects.ts'
 import { applyEffects, commitBatch, type BatchResult } from '../db/store.ts'
+import { saveIngestStatus } from '../db/cursor.ts'
 
 /** One event whose effects are not pushed yet. */
 export interface Mark {
@@ -179,7 +180,7 @@ export class Checkpoint {
 
   /** Retries while the database is away: the batch is never dropped, the cursor never passes it. */
   private async write(effects: Effect[], seq: number | null, backfillWanted: boolean, giveUpAt: number): Promise<void> {
-    if (effects.length === 0 && seq === null) return
+    if (effects.length === 0 && seq === null) return this.writeStatus()
     for (let attempt = 0; ; attempt++) {
       try {
         // Effects of seq-less messages (#info) can come before any seq: commit them alone.
@@ -202,5 +203,18 @@ export class Checkpoint {
         await sleep(Math.min(5000, 100 * 2 ** attempt))
       }
     }
+  }
+
+  /**
+   * Nothing to commit and no cursor yet (a relay that never answered, say): the status alone, so
+   * that health shows what the ingester is doing. Best effort: the next one follows shortly.
+   */
+  private async writeStatus(): Promise<void> {
+    try {
+      await saveIngestStatus(this.opts.pool, this.opts.relayUrl, this.opts.status())
+    } catch (err) {
+      this.opts.log.debug({ err }, 'could not write the ingester status')
+    }
+    this.lastCommitAt = Date.now()
   }
 }

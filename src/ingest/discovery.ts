@@ -11,8 +11,21 @@ export interface DiscoveryPage {
 
 const COLLECTIONS = [INVITE_NSID, ACCEPTANCE_NSID]
 
+/** fetch's own message is a bare "fetch failed": the reason is in its cause. */
+const describeFailure = (err: unknown): string => {
+  const e = err as Error & { cause?: { code?: unknown; message?: unknown } }
+  const cause = e.cause
+  const detail = cause ? [cause.code, cause.message].filter((p) => typeof p === 'string' && p !== '').join(': ') : ''
+  return detail && detail !== e.message ? `${e.message} (${detail})` : e.message
+}
+
 const getJson = async (url: URL): Promise<{ status: number; body: Record<string, unknown> }> => {
-  const res = await fetch(url, { signal: AbortSignal.timeout(30_000) })
+  let res: Response
+  try {
+    res = await fetch(url, { signal: AbortSignal.timeout(30_000) })
+  } catch (err) {
+    throw new Error(`${url.href}: ${describeFailure(err)}`, { cause: err })
+  }
   const text = await res.text()
   let body: Record<string, unknown> = {}
   try {
@@ -20,7 +33,7 @@ const getJson = async (url: URL): Promise<{ status: number; body: Record<string,
   } catch {
     // not JSON: judged by status below
   }
-  if (res.status === 429 || res.status >= 500) throw new Error(`${url.host} answered ${res.status}`)
+  if (res.status === 429 || res.status >= 500) throw new Error(`${url.href} answered ${res.status}`)
   return { status: res.status, body }
 }
 

@@ -14,7 +14,7 @@ import type { Lexicons } from '@atproto/lexicon'
 import type { Logger } from '../log.ts'
 import type { Pool } from '../db/pool.ts'
 import { knownRelays, readCursor } from '../db/cursor.ts'
-import { latestRecordRev, requestFullBackfill } from '../db/backfill.ts'
+import { holdsRecords, latestRecordRev, requestFullBackfill } from '../db/backfill.ts'
 import { CHIVE_PREFIX, type Effect } from '../db/effects.ts'
 import { decodeFrame, FrameError, type FirehoseEvent } from './frame.ts'
 import { RelaySubscription } from './relay.ts'
@@ -238,7 +238,14 @@ export class Indexer {
     await this.tracked.load()
     if (stored === null && this.opts.backfillOnGap) {
       const known = await knownRelays(this.opts.pool)
-      const reason = known.length === 0 ? 'first start: nothing indexed yet' : `relay changed from ${known.join(', ')}`
+      // No cursor but records held (a live tail stopped before its first event, a cursor row
+      // removed): what happened since they were indexed is unknown, so it is a gap like any other.
+      const reason =
+        known.length > 0
+          ? `relay changed from ${known.join(', ')}`
+          : (await holdsRecords(this.opts.pool))
+            ? 'gap: no cursor stored but the index holds records'
+            : 'first start: nothing indexed yet'
       if ((await requestFullBackfill(this.opts.pool, reason)) !== null) {
         this.opts.log.info({ reason }, 'full backfill requested')
         this.opts.onBackfillRequested?.()

@@ -134,6 +134,7 @@ export const testConfig = (schema: string, overrides: Partial<Config> = {}): Con
   logLevel: process.env.TEST_LOG_LEVEL ?? 'silent',
   allowPrivateNetwork: true,
   leaderRetryMs: 200,
+  leaderCheckMs: 1000,
   relayIdleTimeoutMs: 120_000,
   relayMaxBackoffMs: 500,
   ingest: { concurrency: 64, maxParkMs: 120_000, maxQueuedBytes: 32 * 1024 * 1024 },
@@ -151,7 +152,7 @@ export const testConfig = (schema: string, overrides: Partial<Config> = {}): Con
   },
   retention: { days: 30, intervalMs: 3_600_000 },
   // Property tests send hundreds of requests from one address; rate-limit tests set their own.
-  api: { rateLimitMax: 0, rateLimitWindowMs: 60_000, requestTimeoutMs: 15_000, maxHeaderBytes: 16 * 1024, trustProxy: false },
+  api: { rateLimitMax: 0, rateLimitWindowMs: 60_000, requestTimeoutMs: 15_000, maxHeaderBytes: 16 * 1024, statementTimeoutMs: 5000, poolMax: 8, trustProxy: false },
   version: 'test',
   ...overrides,
 })

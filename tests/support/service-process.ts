@@ -1,4 +1,6 @@
 import { spawn } from 'node:child_process'
+import { readdirSync, readFileSync } from 'node:fs'
+import { fileURLToPath } from 'node:url'
 import { waitFor } from './harness.ts'
 import { startArgs } from './start-command.ts'
 
@@ -40,5 +42,58 @@ export const runService = async (
     return { code, stopMs: Date.now() - started, output: svc.output() }
   } finally {
     svc.child.kill('SIGKILL')
+  }
+}
+
+/** PIDs of the live processes in process group `pgid` (zombies excluded), from /proc. */
+export const processGroup = (pgid: number): number[] => {
+  const pids: number[] = []
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8')
+      // "pid (comm) state ppid pgrp ...": comm may hold spaces and parentheses.
+      const [state, , pgrp] = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+      if (Number(pgrp) === pgid && state !== 'Z') pids.push(Number(entry))
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return pids
+}
+
+/**
+ * Runs `npm start` itself, as an operator or a supervisor does (npm, then /bin/sh, then node),
+ * in a process group of its own so that a test can signal npm alone and then see what is left
+ * of the whole tree.
+ */
+export const spawnNpmStart = (env: Record<string, string | undefined>, cwd = fileURLToPath(new URL('../..', import.meta.url))) => {
+  const child = spawn('npm', ['start'], {
+    cwd,
+    detached: true,
+    env: { ...process.env, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'info', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  let output = ''
+  child.stdout.on('data', (d: Buffer) => (output += d.toString()))
+  child.stderr.on('data', (d: Buffer) => (output += d.toString()))
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)))
+  const address = waitFor(async () => /"address":"(http:\/\/[^"]+)"/.exec(output)?.[1], 'the service to listen', 60_000)
+  address.catch(() => {})
+  const pgid = child.pid as number
+  return {
+    child,
+    pgid,
+    address,
+    exited,
+    output: () => output,
+    /** Whatever survives a failed test must not outlive it. */
+    killGroup: () => {
+      try {
+        process.kill(-pgid, 'SIGKILL')
+      } catch {
+        // already gone
+      }
+    },
   }
 }
