@@ -1,21 +1,34 @@
 /**
- * Ingest throughput: a synthetic relay stream (`support/corpus.ts`: real signed commits from a
- * local PDS, a Bluesky-like mix, 0.2% Chive commits) served over a local WebSocket, consumed
- *   - by this service's indexer (verification on, effects and cursor committed to Postgres),
- *     from the first frame to the committed cursor reaching the last seq;
- *   - by @atproto/sync's Firehose (filterCollections, verification on: its default), until it
- *     hands over the last frame's invite.
- * Usage: npm run bench:ingest [-- FRAMES]. Environment: BENCH_CHIVE_SHARE (default 0.002),
- * BENCH_BASELINE_FRAMES (default 20000: the default @atproto/sync consumer's share of the stream),
- * BENCH_ONLY=ceiling,ours,service,baseline (a subset), BENCH_PROFILE=file.cpuprofile (this indexer's
- * run), BENCH_RSS_SERIES=1 (the service's RSS over time), BENCH_JSON=file (figures as JSON).
+ * Ingest throughput on two stream profiles, each served over a local WebSocket by a relay process
+ * of its own (pinned to core 1):
+ *   - bluesky (`support/corpus.ts`): real frames of a local PDS, a Bluesky-like mix over deep
+ *     repos, 0.2% Chive commits from 4 tracked repos;
+ *   - tracked (`support/tracked-corpus.ts`): few repos, many of them tracked: 500 repos built in
+ *     memory, 136 holding Chive records, ~28% of the frames from those, ~1.5% Chive commits,
+ *     deep MSTs, unbroken sync 1.1 chains.
+ * Consumed, each in a process of its own pinned to core 0 (`taskset -c 0`), from the first frame
+ * on the wire to the end:
+ *   - the service as `npm start` runs it (verification on, effects and cursor committed to
+ *     Postgres), until its committed cursor reaches the last seq; its RSS sampled all along;
+ *   - @atproto/sync's Firehose with `unauthenticatedHandles: true` (filterCollections, verification
+ *     on): the fair baseline, over the whole stream, until it hands over the last invite;
+ *   - the same Firehose with its defaults (a handle lookup for every #identity) on a prefix.
+ * Usage: npm run bench:ingest [-- FRAMES] (default: 200,000 bluesky, 100,000 tracked).
+ * Environment: BENCH_STREAM=bluesky|tracked|both (default both), BENCH_CHIVE_SHARE (bluesky
+ * profile, default 0.002), BENCH_BASELINE_FRAMES (default 20000: the default Firehose's prefix),
+ * BENCH_ONLY=ceiling,service,fair,defaults,ours (a subset; `baseline` = fair,defaults; `ours`, the
+ * indexer in this process pinned to core 0, runs only when named), BENCH_PROFILE=file.cpuprofile
+ * (with `ours`: a CPU profile of its run), BENCH_RSS_SERIES=1 (the service's RSS over the run),
+ * BENCH_CHECK=1 (the tracked corpus checks its own frames), BENCH_SERVICE_LOG=file.log (the service's
+ * output, one file per profile), BENCH_SERVICE_DIR=dir (run the service of another checkout, e.g.
+ * `git archive HEAD` unpacked with a node_modules link), BENCH_JSON=file (figures as JSON).
  */
 import { WebSocket } from 'ws'
-import { readFileSync, writeFileSync } from 'node:fs'
+import { spawn, spawnSync } from 'node:child_process'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import inspector from 'node:inspector/promises'
-import { Firehose } from '@atproto/sync'
-import { IdResolver, MemoryCache } from '@atproto/identity'
-import { normaliseRelayUrl } from '../src/config.ts'
+import os from 'node:os'
+import path from 'node:path'
 import { migrate } from '../src/db/migrate.ts'
 import { createPool } from '../src/db/pool.ts'
 import { readCursor } from '../src/db/cursor.ts'
@@ -27,26 +40,180 @@ import { decodeFrame, type CommitEvent } from '../src/ingest/frame.ts'
 import { verifyCommitOps } from '../src/ingest/commit.ts'
 import { startLocalNetwork } from '../tests/support/network.ts'
 import { testPostgres } from '../tests/support/postgres.ts'
-import { spawnService } from '../tests/support/service-process.ts'
-import { buildCorpus } from './support/corpus.ts'
-import { spawnRelay } from './support/stream.ts'
+import { buildCorpus, type Corpus } from './support/corpus.ts'
+import { spawnPinnedService, rssOf } from './support/pinned-service.ts'
+import { spawnRelay, writeFramesFile } from './support/stream.ts'
+import { buildTrackedCorpus } from './support/tracked-corpus.ts'
 
-const FRAMES = Number(process.argv[2] ?? 200_000)
+const PROFILES = ['bluesky', 'tracked'] as const
+type ProfileName = (typeof PROFILES)[number]
+const chosen = process.env.BENCH_STREAM ?? 'both'
+if (chosen !== 'both' && !PROFILES.includes(chosen as ProfileName)) throw new Error(`BENCH_STREAM is bluesky, tracked or both, not ${chosen}`)
+const profiles = PROFILES.filter((p) => chosen === 'both' || p === chosen)
+const framesFor = (p: ProfileName) => Number(process.argv[2] ?? (p === 'bluesky' ? 200_000 : 100_000))
 const BASELINE_FRAMES = Number(process.env.BENCH_BASELINE_FRAMES ?? 20_000)
+const only = new Set(
+  (process.env.BENCH_ONLY ?? 'ceiling,service,fair,defaults').split(',').flatMap((k) => (k === 'baseline' ? ['fair', 'defaults'] : [k])),
+)
+
+// The consumer measured gets core 0 to itself; the relay serving it runs on core 1.
+if (spawnSync('taskset', ['--version']).status !== 0) throw new Error('taskset (util-linux) is needed to pin the consumers to one core')
+const CONSUMER_CPU = '0'
+const RELAY_CPU = os.availableParallelism() > 1 ? '1' : undefined
+
 const log = createLogger('silent')
 const db = await testPostgres()
 const net = await startLocalNetwork()
+const work = mkdtempSync(path.join(os.tmpdir(), 'bench-ingest-'))
+const mb = (bytes: number) => Math.round(bytes / 1e6)
+const n = (x: number) => (Number.isFinite(x) ? Math.round(x).toLocaleString('en-US') : '-')
+const s2 = (x: number) => (Number.isFinite(x) ? x.toFixed(2) : '-')
+const ratio = (a: number, b: number) => (Number.isFinite(a / b) ? `${(a / b).toFixed(1)}x` : '-')
 
-const t0 = performance.now()
-const corpus = await buildCorpus(net.pdsUrl, { frames: FRAMES, chiveShare: Number(process.env.BENCH_CHIVE_SHARE ?? 0.002) })
-const { frames, lastSeq, avgBytes } = corpus
-const last = frames[frames.length - 1] as Uint8Array
-console.log(`corpus built in ${((performance.now() - t0) / 1000).toFixed(1)} s: ${FRAMES} frames, avg ${Math.round(avgBytes)} B`)
-console.log(`mix: ${Object.entries(corpus.mix).sort((a, b) => b[1] - a[1]).map(([k, n]) => `${k} ${((n / FRAMES) * 100).toFixed(1)}%`).join(', ')}`)
+interface Stream {
+  name: ProfileName
+  corpus: Corpus & { trackedShare?: number; trackedRepos?: number; repos?: number }
+  file: string
+  count: number
+  firstSeq: number
+  corpusSeconds: number
+}
 
-const ours = async () => {
-  const server = await spawnRelay(frames)
-  const schema = `bench_ingest_${Date.now()}`
+/** A `ws` client that only counts frames: what the relay and the socket allow at most. */
+const ceiling = async (st: Stream) => {
+  const server = await spawnRelay({ file: st.file }, { cpus: RELAY_CPU })
+  const started = server.firstConnection()
+  await new Promise<void>((resolve, reject) => {
+    let got = 0
+    const socket = new WebSocket(`${server.url}/xrpc/com.atproto.sync.subscribeRepos`)
+    socket.on('message', () => {
+      if (++got === st.count) {
+        socket.terminate()
+        resolve()
+      }
+    })
+    socket.on('error', reject)
+  })
+  const seconds = (performance.now() - (await started)) / 1000
+  await server.close()
+  return st.count / seconds
+}
+
+const QUARTERS = [0.25, 0.5, 0.75, 1]
+
+/** The service as `npm start` runs it, pinned to one core: throughput, its RSS over the run, its health at the end. */
+const service = async (st: Stream) => {
+  const server = await spawnRelay({ file: st.file }, { cpus: RELAY_CPU })
+  const schema = `bench_ingest_svc_${st.name}_${Date.now()}`
+  const svc = spawnPinnedService(
+    { DATABASE_URL: db.url, DATABASE_SCHEMA: schema, RELAY_URL: server.url, PLC_URL: net.plcUrl, START_CURSOR: '0', BACKFILL_ON_GAP: 'false' },
+    CONSUMER_CPU,
+    {
+      logFile: process.env.BENCH_SERVICE_LOG ? process.env.BENCH_SERVICE_LOG.replace(/(\.\w+)?$/, `.${st.name}$1`) : undefined,
+      cwd: process.env.BENCH_SERVICE_DIR,
+    },
+  )
+  const pid = svc.child.pid as number
+  const address = await svc.address
+  const pool = createPool(db.url, schema)
+  // From the first frame on the wire: the consumer's own start-up is not counted.
+  const started = server.firstConnection()
+  let peakRss = 0
+  const series: number[] = []
+  const atQuarter: number[] = []
+  const peakInQuarter: number[] = QUARTERS.map(() => 0)
+  let lastCursor: number | null = null
+  let movedAt = performance.now()
+  for (;;) {
+    const rss = await rssOf(pid)
+    peakRss = Math.max(peakRss, rss)
+    series.push(mb(rss))
+    // The committed cursor, read straight from the database: polling /xrpc/_health as often
+    // would take the service's own time.
+    const cursor = await readCursor(pool, server.url)
+    // Progress through the backlog: what the relay has written to the socket (a few thousand
+    // frames ahead of the service at most; its cursor is committed too rarely to tell), and the
+    // end, when the committed cursor reaches the last seq.
+    const done = cursor === st.corpus.lastSeq
+    const progress = done ? 1 : Math.min(server.sent() / st.count, 0.999)
+    const q = QUARTERS.findIndex((x) => progress <= x)
+    if (q >= 0) peakInQuarter[q] = Math.max(peakInQuarter[q] as number, rss)
+    for (const [i, x] of QUARTERS.entries()) if (progress >= x && atQuarter[i] === undefined) atQuarter[i] = rss
+    if (done) break
+    if (cursor !== lastCursor) {
+      lastCursor = cursor
+      movedAt = performance.now()
+    } else if (performance.now() - movedAt > 120_000) {
+      console.error(svc.output().slice(-20_000))
+      throw new Error(`the service's cursor has not moved for 2 minutes (at ${cursor}, waiting for ${st.corpus.lastSeq})`)
+    }
+    await new Promise((r) => setTimeout(r, 5))
+  }
+  const seconds = (performance.now() - (await started)) / 1000
+  const health = (await (await fetch(`${address}/xrpc/_health`)).json()) as {
+    ingest?: { eventsIndexed?: number; staleIgnored?: number; resyncsRequested?: number; rejected?: Record<string, number>; malformed?: Record<string, number> }
+    verificationQueue?: unknown
+  }
+  if (process.env.BENCH_RSS_SERIES) console.log(`service RSS MB every ~5 ms (${st.name}):`, series.join(' '))
+  await pool.end()
+  svc.child.kill('SIGTERM')
+  await svc.exited
+  await server.close()
+  const ingest = health.ingest ?? {}
+  return {
+    seconds,
+    peakRss,
+    atQuarter: QUARTERS.map((_, i) => atQuarter[i] ?? NaN),
+    peakInQuarter,
+    health: {
+      eventsIndexed: ingest.eventsIndexed ?? null,
+      staleIgnored: ingest.staleIgnored ?? null,
+      resyncsRequested: ingest.resyncsRequested ?? null,
+      rejected: ingest.rejected ?? {},
+      malformed: ingest.malformed ?? {},
+      verificationQueue: health.verificationQueue ?? null,
+    },
+  }
+}
+
+/** @atproto/sync's Firehose (support/baseline-runner.ts), pinned to the service's core. */
+const baseline = async (file: string, count: number, lastSeq: number, mode: 'fair' | 'defaults') => {
+  const server = await spawnRelay({ file }, { cpus: RELAY_CPU })
+  const runner = new URL('./support/baseline-runner.ts', import.meta.url).pathname
+  const child = spawn('taskset', ['-c', CONSUMER_CPU, process.execPath, runner, server.url, net.plcUrl, String(lastSeq), mode], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  })
+  const started = server.firstConnection()
+  const limitMs = 600_000 + count * 10
+  const report = await new Promise<{ events: Record<string, number>; errors: Record<string, number>; maxRssMb: number }>((resolve, reject) => {
+    let out = ''
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL')
+      reject(new Error(`the ${mode} baseline did not finish within ${limitMs / 1000} s`))
+    }, limitMs)
+    child.stdout.on('data', (d: Buffer) => {
+      out += d.toString()
+      const line = out.split('\n').find((l) => l.startsWith('{"done"'))
+      if (line) {
+        clearTimeout(timer)
+        resolve(JSON.parse(line) as never)
+      }
+    })
+    child.once('exit', (code) => {
+      clearTimeout(timer)
+      reject(new Error(`the ${mode} baseline exited ${code} before the last event`))
+    })
+  })
+  const seconds = (performance.now() - (await started)) / 1000
+  await new Promise((r) => (child.exitCode !== null ? r(null) : child.once('exit', r)))
+  await server.close()
+  return { seconds, frames: count, ...report }
+}
+
+/** This indexer in the benchmark's own process (pinned to core 0 meanwhile), for CPU profiles. */
+const ours = async (st: Stream) => {
+  const server = await spawnRelay({ file: st.file }, { cpus: RELAY_CPU })
+  const schema = `bench_ingest_${st.name}_${Date.now()}`
   await migrate(db.url, schema, log)
   const pool = createPool(db.url, schema)
   const indexer = new Indexer({
@@ -58,117 +225,24 @@ const ours = async () => {
     log,
     backfillOnGap: false,
   })
-  // From the first frame on the wire: the consumer's own start-up is not counted.
-  const started = server.firstConnection()
-  await indexer.start()
-  while ((await readCursor(pool, server.url)) !== lastSeq) await new Promise((r) => setTimeout(r, 5))
-  const seconds = (performance.now() - (await started)) / 1000
-  await indexer.stop()
-  await pool.end()
-  await server.close()
-  return { seconds }
-}
-
-/** The service as `npm start` runs it, in a process of its own: throughput and its peak RSS. */
-const service = async () => {
-  const server = await spawnRelay(frames)
-  const schema = `bench_ingest_svc_${Date.now()}`
-  const svc = spawnService({
-    DATABASE_URL: db.url,
-    DATABASE_SCHEMA: schema,
-    RELAY_URL: server.url,
-    PLC_URL: net.plcUrl,
-    START_CURSOR: '0',
-    BACKFILL_ON_GAP: 'false',
-  })
-  const { child } = svc
-  await svc.address
-  const pool = createPool(db.url, schema)
-  const rss = () => {
-    const status = readFileSync(`/proc/${child.pid}/status`, 'utf8')
-    return Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0) * 1024
+  const affinity = /list:\s*(\S+)/.exec(spawnSync('taskset', ['-p', '-c', String(process.pid)]).stdout.toString())?.[1] ?? '0-1023'
+  spawnSync('taskset', ['-a', '-p', '-c', CONSUMER_CPU, String(process.pid)])
+  try {
+    const started = server.firstConnection()
+    await indexer.start()
+    while ((await readCursor(pool, server.url)) !== st.corpus.lastSeq) await new Promise((r) => setTimeout(r, 5))
+    const seconds = (performance.now() - (await started)) / 1000
+    await indexer.stop()
+    return { seconds }
+  } finally {
+    spawnSync('taskset', ['-a', '-p', '-c', affinity, String(process.pid)])
+    await pool.end()
+    await server.close()
   }
-  // From the first frame on the wire: the consumer's own start-up is not counted.
-  const started = server.firstConnection()
-  let peakRss = 0
-  const samples: number[] = []
-  for (;;) {
-    const now = rss()
-    samples.push(Math.round(now / 1e6))
-    peakRss = Math.max(peakRss, now)
-    // The committed cursor, read straight from the database: polling /xrpc/_health as often
-    // would take the service's own time.
-    if ((await readCursor(pool, server.url)) === lastSeq) break
-    await new Promise((r) => setTimeout(r, 5))
-  }
-  const seconds = (performance.now() - (await started)) / 1000
-  if (process.env.BENCH_RSS_SERIES) console.log('rss MB every ~5 ms:', samples.join(' '))
-  await pool.end()
-  child.kill('SIGTERM')
-  await svc.exited
-  await server.close()
-  return { seconds, peakRss }
 }
 
-/** A `ws` client that only counts frames: what the relay and the socket allow at most. */
-const ceiling = async () => {
-  const server = await spawnRelay(frames)
-  // From the first frame on the wire: the consumer's own start-up is not counted.
-  const started = server.firstConnection()
-  await new Promise<void>((resolve, reject) => {
-    let n = 0
-    const socket = new WebSocket(`${server.url}/xrpc/com.atproto.sync.subscribeRepos`)
-    socket.on('message', () => {
-      if (++n === FRAMES) {
-        socket.terminate()
-        resolve()
-      }
-    })
-    socket.on('error', reject)
-  })
-  const seconds = (performance.now() - (await started)) / 1000
-  await server.close()
-  return FRAMES / seconds
-}
-
-/**
- * @atproto/sync's Firehose on `stream`. By default it also resolves the handle of every
- * `#identity` event (DNS, then HTTPS), which this indexer never does; `excludeIdentity` leaves that
- * out so that the two do comparable work.
- */
-const baseline = async (stream: readonly Uint8Array[], excludeIdentity: boolean) => {
-  const server = await spawnRelay(stream)
-  const idResolver = new IdResolver({ plcUrl: net.plcUrl, didCache: new MemoryCache(), fetch: globalThis.fetch })
-  let resolve: () => void = () => {}
-  const done = new Promise<void>((r) => (resolve = r))
-  const firehose = new Firehose({
-    service: server.url,
-    idResolver,
-    filterCollections: ['pub.chive.collaboration.invite', 'pub.chive.collaboration.inviteAcceptance'],
-    excludeIdentity,
-    getCursor: async () => 0,
-    handleEvent: async (evt) => {
-      if ('seq' in evt && evt.seq === lastSeq) resolve()
-    },
-    onError: () => {},
-  })
-  // From the first frame on the wire: the consumer's own start-up is not counted.
-  const started = server.firstConnection()
-  void firehose.start()
-  await done
-  const seconds = (performance.now() - (await started)) / 1000
-  await firehose.destroy()
-  await server.close()
-  return { seconds, frames: stream.length }
-}
-
-{
-  const t = performance.now()
-  for (const f of frames) decodeFrame(f)
-  console.log(`decodeFrame alone: ${(((performance.now() - t) * 1000) / frames.length).toFixed(1)} µs/frame`)
-}
-// Verification of one relevant commit: CAR block hashes, signature, MST proof of each op.
-const verifyMs = await (async () => {
+/** Verification of one relevant commit (the stream's last invite): CAR block hashes, signature, MST proof of each op. */
+const verifyMs = async (last: Uint8Array) => {
   const resolver = createIdResolver({ plcUrl: net.plcUrl, allowPrivateNetwork: true })
   const keys = { signingKey: (did: string, refresh: boolean) => resolver.did.resolveAtprotoKey(did, refresh) }
   const evt = decodeFrame(last) as CommitEvent
@@ -181,54 +255,122 @@ const verifyMs = await (async () => {
     if (res.verified.length !== ops.length) throw new Error('verification failed')
   }
   return (performance.now() - t) / rounds
-})()
+}
 
-// BENCH_PROFILE=file.cpuprofile records a CPU profile of this indexer's run alone.
-const profile = process.env.BENCH_PROFILE
-const session = profile ? new inspector.Session() : null
-if (session) {
-  session.connect()
-  await session.post('Profiler.enable')
-  await session.post('Profiler.start')
+const buildStream = async (name: ProfileName): Promise<Stream> => {
+  const count = framesFor(name)
+  const t0 = performance.now()
+  const corpus =
+    name === 'bluesky'
+      ? await buildCorpus(net.pdsUrl, { frames: count, chiveShare: Number(process.env.BENCH_CHIVE_SHARE ?? 0.002) })
+      : await buildTrackedCorpus(net, { frames: count })
+  const corpusSeconds = (performance.now() - t0) / 1000
+  const file = path.join(work, `${name}.bin`)
+  await writeFramesFile(corpus.frames, file)
+  return { name, corpus, file, count, firstSeq: corpus.lastSeq - count + 1, corpusSeconds }
 }
-// BENCH_ONLY=ours,service,baseline runs some of the consumers (BENCH_ONLY=ours to profile this indexer alone).
-const only = new Set((process.env.BENCH_ONLY ?? 'ceiling,ours,service,baseline').split(','))
-const wsOnly = only.has('ceiling') ? await ceiling() : NaN
-const a = only.has('ours') ? await ours() : { seconds: NaN }
-const svc = only.has('service') ? await service() : { seconds: NaN, peakRss: NaN }
-if (session && profile) {
-  const { profile: data } = (await session.post('Profiler.stop')) as { profile: unknown }
-  writeFileSync(profile, JSON.stringify(data))
+
+const figures: Record<string, unknown> = {}
+for (const name of profiles) {
+  const st = await buildStream(name)
+  const { corpus, count } = st
+  const frames = corpus.frames
+  const last = frames[frames.length - 1] as Uint8Array
+  const tracked = 'trackedShare' in corpus && corpus.trackedShare !== undefined
+  console.log(`\n== ${name} stream: ${n(count)} frames, avg ${n(corpus.avgBytes)} B, built in ${st.corpusSeconds.toFixed(1)} s`)
+  if ('timings' in corpus) console.log(`corpus time, ms: ${Object.entries(corpus.timings as Record<string, number>).map(([k, v]) => `${k} ${Math.round(v)}`).join(', ')}`)
+  console.log(`mix: ${Object.entries(corpus.mix).sort((a, b) => b[1] - a[1]).map(([k, c]) => `${k} ${((c / count) * 100).toFixed(1)}%`).join(', ')}`)
+  let decodeUs: number
+  {
+    const t = performance.now()
+    for (const f of frames) decodeFrame(f)
+    decodeUs = ((performance.now() - t) * 1000) / frames.length
+  }
+  const verify = await verifyMs(last)
+
+  const profile = process.env.BENCH_PROFILE
+  const session = profile && only.has('ours') ? new inspector.Session() : null
+  if (session) {
+    session.connect()
+    await session.post('Profiler.enable')
+    await session.post('Profiler.start')
+  }
+  const a = only.has('ours') ? await ours(st) : { seconds: NaN }
+  if (session && profile) {
+    const { profile: data } = (await session.post('Profiler.stop')) as { profile: unknown }
+    writeFileSync(profiles.length > 1 ? profile.replace(/(\.cpuprofile)?$/, `.${name}$1`) : profile, JSON.stringify(data))
+  }
+  const wsOnly = only.has('ceiling') ? await ceiling(st) : NaN
+  const svc = only.has('service') ? await service(st) : null
+  const none = { seconds: NaN, frames: 0, events: {}, errors: {}, maxRssMb: NaN }
+  const fair = only.has('fair') ? await baseline(st.file, count, corpus.lastSeq, 'fair') : none
+  // The default consumer is slow enough on #identity events to be measured on a prefix of the stream.
+  let defaults: typeof none = none
+  if (only.has('defaults')) {
+    const prefixFile = path.join(work, `${name}-prefix.bin`)
+    await writeFramesFile([...frames.slice(0, Math.min(count, BASELINE_FRAMES) - 1), last], prefixFile)
+    defaults = await baseline(prefixFile, Math.min(count, BASELINE_FRAMES), corpus.lastSeq, 'defaults')
+    rmSync(prefixFile, { force: true })
+  }
+  rmSync(st.file, { force: true })
+
+  const rate = (r: { seconds: number; frames: number }) => r.frames / r.seconds
+  const serviceRate = svc ? count / svc.seconds : NaN
+  const results = {
+    frames: count,
+    avgBytes: Math.round(corpus.avgBytes),
+    chiveShare: corpus.chiveFrames / count,
+    trackedShare: tracked ? corpus.trackedShare : null,
+    corpusSeconds: st.corpusSeconds,
+    decodeUs,
+    verifyMs: verify,
+    wsOnly,
+    indexer: count / a.seconds,
+    service: serviceRate,
+    serviceRssMb: svc ? svc.peakRss / 1e6 : NaN,
+    serviceRssAtQuarterMb: svc?.atQuarter.map((x) => x / 1e6) ?? [],
+    serviceRssPeakInQuarterMb: svc?.peakInQuarter.map((x) => x / 1e6) ?? [],
+    serviceHealth: svc?.health ?? null,
+    baselineFair: rate(fair),
+    baselineFairRssMb: fair.maxRssMb,
+    baselineFairEvents: fair.events,
+    baselineFairErrors: fair.errors,
+    baselineDefault: rate(defaults),
+    baselineDefaultFrames: defaults.frames,
+    ratioFair: serviceRate / rate(fair),
+    ratioDefault: serviceRate / rate(defaults),
+  }
+  figures[name] = results
+  const describe = tracked
+    ? `${((corpus.trackedShare as number) * 100).toFixed(1)}% of the frames from ${corpus.trackedRepos} tracked repos of ${corpus.repos}, ${((corpus.chiveFrames / count) * 100).toFixed(2)}% Chive commits`
+    : `${((corpus.chiveFrames / count) * 100).toFixed(2)}% Chive commits`
+  console.log(`\ningest, ${name} profile: ${n(count)} frames (avg ${n(corpus.avgBytes)} B, ${describe}); consumers pinned to core ${CONSUMER_CPU}, the relay to ${RELAY_CPU ? `core ${RELAY_CPU}` : 'any core'}`)
+  console.log('| consumer | frames | seconds | frames/s | the service is | peak RSS MB |')
+  console.log('|---|---|---|---|---|---|')
+  console.log(`| a \`ws\` client that only counts frames (the ceiling, unpinned) | ${n(count)} | ${s2(count / wsOnly)} | ${n(wsOnly)} | | |`)
+  if (only.has('ours')) console.log(`| this indexer in the benchmark's process (verified, committed) | ${n(count)} | ${s2(a.seconds)} | ${n(results.indexer)} | | |`)
+  console.log(`| **the service as \`npm start\` runs it** (own process, API and workers up) | ${n(count)} | ${s2(svc?.seconds ?? NaN)} | ${n(serviceRate)} | | ${n(results.serviceRssMb)} |`)
+  console.log(`| @atproto/sync Firehose, \`unauthenticatedHandles\` (the fair baseline; filterCollections, verification on) | ${n(fair.frames)} | ${s2(fair.seconds)} | ${n(rate(fair))} | ${ratio(serviceRate, rate(fair))} | ${n(fair.maxRssMb)} |`)
+  console.log(`| the same with its defaults (a handle lookup per #identity), on a prefix | ${n(defaults.frames)} | ${s2(defaults.seconds)} | ${n(rate(defaults))} | ${ratio(serviceRate, rate(defaults))} | |`)
+  if (svc) {
+    const list = (xs: number[]) => xs.map((x) => n(x / 1e6)).join(' / ')
+    console.log(`service RSS MB at 25 / 50 / 75 / 100% of the stream: ${list(svc.atQuarter)}; peak in each quarter: ${list(svc.peakInQuarter)}`)
+    const h = svc.health
+    console.log(
+      `service health at the end: indexed ${h.eventsIndexed}, stale ${h.staleIgnored}, resyncs requested ${h.resyncsRequested}, rejected ${JSON.stringify(h.rejected)}, malformed ${JSON.stringify(h.malformed)}, verification queue ${JSON.stringify(h.verificationQueue)}`,
+    )
+  }
+  if (only.has('fair')) console.log(`fair baseline handed over ${JSON.stringify(fair.events)}, errors ${JSON.stringify(fair.errors)}`)
+  console.log(`decodeFrame alone: ${decodeUs.toFixed(1)} µs/frame; relevant-commit verification: ${verify.toFixed(2)} ms per commit (signature, CAR hashes, MST proof)`)
+  const mark = (ok: boolean) => (ok ? 'met' : 'not met')
+  if (svc) {
+    console.log(
+      `goals: ≥ 50,000 frames/s ${mark(serviceRate >= 50_000)}; ≥ 3x the fair baseline ${mark(results.ratioFair >= 3)}; RSS ≤ 200 MB ${mark(results.serviceRssMb <= 200)}`,
+    )
+  }
 }
-// The default consumer is slow enough on #identity events to be measured on a prefix of the stream.
-const prefix = [...frames.slice(0, Math.min(FRAMES, BASELINE_FRAMES) - 1), last]
-const none = { seconds: NaN, frames: 0 }
-const b = only.has('baseline') ? await baseline(prefix, false) : none
-const bx = only.has('baseline') ? await baseline(frames, true) : none
-const rate = (r: { seconds: number; frames: number }) => r.frames / r.seconds
-const results = {
-  frames: FRAMES,
-  avgBytes: Math.round(avgBytes),
-  chiveShare: corpus.chiveFrames / FRAMES,
-  wsOnly,
-  indexer: FRAMES / a.seconds,
-  service: FRAMES / svc.seconds,
-  serviceRssMb: svc.peakRss / 1e6,
-  baselineDefault: rate(b),
-  baselineNoIdentity: rate(bx),
-  verifyMs,
-}
-console.log(`ingest of ${FRAMES} frames (avg ${Math.round(avgBytes)} B, ${((corpus.chiveFrames / FRAMES) * 100).toFixed(2)}% Chive commits), over a local WebSocket from a relay process of its own`)
-console.log('| consumer | frames | seconds | frames/s | this indexer is |')
-console.log('|---|---|---|---|---|')
-console.log(`| a \`ws\` client that only counts frames (the ceiling) | ${FRAMES} | ${(FRAMES / wsOnly).toFixed(2)} | ${Math.round(wsOnly)} | |`)
-console.log(`| this indexer (verified, committed to Postgres) | ${FRAMES} | ${a.seconds.toFixed(2)} | ${Math.round(results.indexer)} | |`)
-console.log(`| the service as \`npm start\` runs it (own process, API and workers up) | ${FRAMES} | ${svc.seconds.toFixed(2)} | ${Math.round(results.service)} | |`)
-console.log(`| @atproto/sync Firehose, its defaults (filterCollections, verification on) | ${b.frames} | ${b.seconds.toFixed(2)} | ${Math.round(rate(b))} | ${(results.indexer / rate(b)).toFixed(1)}x |`)
-console.log(`| the same with excludeIdentity (no handle lookups) | ${bx.frames} | ${bx.seconds.toFixed(2)} | ${Math.round(rate(bx))} | ${(results.indexer / rate(bx)).toFixed(1)}x |`)
-console.log(`relevant-commit verification: ${verifyMs.toFixed(2)} ms per commit (signature, CAR hashes, MST proof)`)
-console.log(`peak RSS of the service process while it ingested: ${Math.round(results.serviceRssMb)} MB`)
-if (process.env.BENCH_JSON) writeFileSync(process.env.BENCH_JSON, JSON.stringify({ ingest: results }))
+rmSync(work, { recursive: true, force: true })
+if (process.env.BENCH_JSON) writeFileSync(process.env.BENCH_JSON, JSON.stringify({ ingest: { profiles: figures } }))
 await net.close()
 await db.stop()
 process.exit(0)

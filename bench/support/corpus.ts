@@ -8,13 +8,13 @@
  *  - Chive commits keep their order and are spread evenly at the requested share, so tracked
  *    repos see an unbroken chain; the last frame is the last Chive commit.
  */
-import { randomBytes } from 'node:crypto'
 import { AtpAgent } from '@atproto/api'
 import { decodeAll, encode } from '@atproto/lex-cbor'
 import type { LexValue } from '@atproto/lex-data'
 import { normaliseRelayUrl } from '../../src/config.ts'
 import { decodeFrame } from '../../src/ingest/frame.ts'
 import { captureFrames, touches } from '../../tests/support/replay-relay.ts'
+import { blueskyRecord, now, rnd, sentence } from './bluesky-records.ts'
 
 export interface CorpusOptions {
   frames: number
@@ -41,50 +41,7 @@ export interface Corpus {
   mix: Record<string, number>
 }
 
-const rnd = (n: number) => Math.floor(Math.random() * n)
-const words = 'the of and to in a is that for it as was with be by on not he this are or his from at which but have an they you were her she there one all we can their has been if more when will would who so no'.split(' ')
-const sentence = (min: number, max: number) => {
-  const target = min + rnd(max - min)
-  let s = ''
-  while (s.length < target) s += `${words[rnd(words.length)]} `
-  return s.trim()
-}
-const now = () => new Date().toISOString()
-
 export type Account = { agent: AtpAgent; did: string }
-
-/** A Bluesky-like record of a weighted random collection (likes dominate, as on the network). */
-/** A strongRef to some other post (the PDS folds repeated likes or reposts of one post into one). */
-const otherPost = () => ({
-  uri: `at://did:plc:${randomBytes(12).toString('hex').slice(0, 24)}/app.bsky.feed.post/3${randomBytes(6).toString('hex').slice(0, 12)}`,
-  cid: 'bafyreidfayvfuwqa7qlnopdjiqrxzs6blmoeu4rujcjtnci5beludirz2a',
-})
-
-/** A Bluesky-like record of a weighted random collection (likes dominate, as on the network). */
-const blueskyRecord = (posts: readonly { uri: string; cid: string }[]): { collection: string; value: Record<string, unknown> } => {
-  const roll = Math.random()
-  const ref = posts[rnd(posts.length)]
-  if (roll < 0.5) return { collection: 'app.bsky.feed.like', value: { subject: otherPost(), createdAt: now() } }
-  if (roll < 0.62) return { collection: 'app.bsky.feed.repost', value: { subject: otherPost(), createdAt: now() } }
-  // Follows of distinct accounts (the PDS folds repeated follows of one account into one).
-  if (roll < 0.72) return { collection: 'app.bsky.graph.follow', value: { subject: `did:plc:${Math.random().toString(36).slice(2, 14).padEnd(24, 'a')}`, createdAt: now() } }
-  const text = sentence(20, 290)
-  const post: Record<string, unknown> = { text, langs: ['en'], createdAt: now() }
-  if (ref && Math.random() < 0.3) post.reply = { root: ref, parent: ref }
-  if (Math.random() < 0.2) {
-    post.embed = {
-      $type: 'app.bsky.embed.external',
-      external: { uri: `https://example.com/${rnd(1e9)}`, title: sentence(20, 80), description: sentence(40, 200) },
-    }
-  }
-  if (Math.random() < 0.2) {
-    const start = text.indexOf(' ') + 1
-    post.facets = [
-      { index: { byteStart: start, byteEnd: start + 3 }, features: [{ $type: 'app.bsky.richtext.facet#tag', tag: sentence(3, 12).replace(/ /g, '') }] },
-    ]
-  }
-  return { collection: 'app.bsky.feed.post', value: post }
-}
 
 /** A fresh account on the local PDS (its DID document in the local PLC). */
 export const createAccount = async (pdsUrl: string, name: string): Promise<Account> => {

@@ -21,8 +21,10 @@ const wsMessage = (payload: Uint8Array): Buffer => {
  * framed once, up front, and written to the socket in 1 MB chunks: the relay must not be what
  * is measured.
  */
-export const serveFrames = async (frames: readonly Uint8Array[], onConnection?: () => void) => {
+export const serveFrames = async (frames: readonly Uint8Array[], onConnection?: () => void, onSent?: (frames: number) => void) => {
   const chunks: Buffer[] = []
+  /** Frames written once chunk i is: progress for `onSent`. */
+  const ends: number[] = []
   for (let i = 0; i < frames.length; ) {
     const batch: Buffer[] = []
     let bytes = 0
@@ -32,6 +34,7 @@ export const serveFrames = async (frames: readonly Uint8Array[], onConnection?: 
       bytes += m.length
     }
     chunks.push(Buffer.concat(batch))
+    ends.push(i)
   }
   const wss = new WebSocketServer({ host: '127.0.0.1', port: 0, path: '/xrpc/com.atproto.sync.subscribeRepos' })
   await new Promise<void>((r) => wss.once('listening', () => r()))
@@ -41,7 +44,9 @@ export const serveFrames = async (frames: readonly Uint8Array[], onConnection?: 
     let i = 0
     const pump = () => {
       while (i < chunks.length && !socket.destroyed) {
-        if (!socket.write(chunks[i++] as Buffer)) {
+        const more = socket.write(chunks[i] as Buffer)
+        onSent?.(ends[i++] as number)
+        if (!more) {
           socket.once('drain', pump)
           return
         }
@@ -59,24 +64,64 @@ export const serveFrames = async (frames: readonly Uint8Array[], onConnection?: 
   }
 }
 
-/** Starts `relay-process.ts` on the frames; resolves with its URL and a stop function. */
-export const spawnRelay = async (frames: readonly Uint8Array[]) => {
+/** Writes frames, each with a 4-byte length before it, to `file` (in pieces: any total size). */
+export const writeFramesFile = async (frames: readonly Uint8Array[], file: string): Promise<void> => {
+  const { openSync, writeSync, closeSync } = await import('node:fs')
+  const fd = openSync(file, 'w')
+  try {
+    const piece = Buffer.allocUnsafe(8 << 20)
+    let at = 0
+    const flush = () => {
+      for (let done = 0; done < at; ) done += writeSync(fd, piece, done, at - done)
+      at = 0
+    }
+    for (const f of frames) {
+      if (at + 4 + f.length > piece.length) flush()
+      if (4 + f.length > piece.length) {
+        const len = Buffer.alloc(4)
+        len.writeUInt32BE(f.length)
+        writeSync(fd, len)
+        for (let done = 0; done < f.length; ) done += writeSync(fd, f, done, f.length - done)
+        continue
+      }
+      piece.writeUInt32BE(f.length, at)
+      piece.set(f, at + 4)
+      at += 4 + f.length
+    }
+    flush()
+  } finally {
+    closeSync(fd)
+  }
+}
+
+export interface RelayOptions {
+  /** CPUs the relay process is pinned to (`taskset -c`), e.g. '1': off the consumer's core. */
+  cpus?: string
+}
+
+/**
+ * Starts `relay-process.ts` on the frames (or on a file of them from `writeFramesFile`, which is
+ * then left in place); resolves with its URL and a stop function.
+ */
+export const spawnRelay = async (source: readonly Uint8Array[] | { file: string }, opts: RelayOptions = {}) => {
   const { spawn } = await import('node:child_process')
-  const { writeFileSync, mkdtempSync, rmSync } = await import('node:fs')
+  const { mkdtempSync, rmSync } = await import('node:fs')
   const os = await import('node:os')
   const path = await import('node:path')
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'bench-relay-'))
-  const file = path.join(dir, 'frames.bin')
-  const chunks: Buffer[] = []
-  for (const f of frames) {
-    const len = Buffer.alloc(4)
-    len.writeUInt32BE(f.length)
-    chunks.push(len, Buffer.from(f))
+  let dir: string | null = null
+  let file: string
+  if ('file' in source) file = source.file
+  else {
+    dir = mkdtempSync(path.join(os.tmpdir(), 'bench-relay-'))
+    file = path.join(dir, 'frames.bin')
+    await writeFramesFile(source, file)
   }
-  writeFileSync(file, Buffer.concat(chunks))
-  const child = spawn(process.execPath, [new URL('./relay-process.ts', import.meta.url).pathname, file], { stdio: ['ignore', 'pipe', 'inherit'] })
-  // The relay prints its URL, then a line as each subscriber connects.
+  const script = new URL('./relay-process.ts', import.meta.url).pathname
+  const [command, args] = opts.cpus ? ['taskset', ['-c', opts.cpus, process.execPath, script, file]] : [process.execPath, [script, file]]
+  const child = spawn(command as string, args as string[], { stdio: ['ignore', 'pipe', 'inherit'] })
+  // The relay prints its URL, then a line as each subscriber connects, and `sent N` as it goes.
   let connectedAt: number | null = null
+  let sent = 0
   let onConnect: (at: number) => void = () => {}
   const url = await new Promise<string>((resolve, reject) => {
     let url: string | null = null
@@ -84,6 +129,7 @@ export const spawnRelay = async (frames: readonly Uint8Array[]) => {
       for (const line of d.toString().split('\n').filter(Boolean)) {
         if (url === null) resolve((url = line.trim()))
         else if (line.startsWith('connected') && connectedAt === null) onConnect((connectedAt = performance.now()))
+        else if (line.startsWith('sent ')) sent = Number(line.slice(5))
       }
     })
     child.once('exit', (code) => reject(new Error(`relay process exited ${code}`)))
@@ -93,10 +139,15 @@ export const spawnRelay = async (frames: readonly Uint8Array[]) => {
     /** When the first subscriber connected (its first frame is on the way): where timing starts. */
     firstConnection: (): Promise<number> =>
       connectedAt !== null ? Promise.resolve(connectedAt) : new Promise<number>((r) => (onConnect = r)),
+    /**
+     * Frames written to the socket so far (reported every 100 ms): ahead of what the subscriber
+     * has handled by what the socket buffers and its own reading buffer hold.
+     */
+    sent: (): number => sent,
     close: async () => {
       child.kill('SIGTERM')
       await new Promise((r) => child.once('exit', r))
-      rmSync(dir, { recursive: true, force: true })
+      if (dir) rmSync(dir, { recursive: true, force: true })
     },
   }
 }
