@@ -235,7 +235,7 @@ export const loadConfig = (): Config => {
     relayIdleTimeoutMs: intEnv('RELAY_IDLE_TIMEOUT_MS', 120_000, 100, 3_600_000),
     relayMaxBackoffMs: intEnv('RELAY_MAX_BACKOFF_MS', 30_000, 10, 3_600_000),
     ingest: {
-      concurrency: intEnv('INGEST_CONCURRENCY', 64, 1, 10_000),
+      concurrency: intEnv('INGEST_CONCURRENCY', 8, 1, 10_000),
       maxParkMs: intEnv('INGEST_PARK_MAX_MS', 120_000, 100, 86_400_000),
       maxQueuedBytes: intEnv('INGEST_QUEUE_MAX_BYTES', 32 * 1024 * 1024, 1024 * 1024, 4 * 1024 * 1024 * 1024),
     },

@@ -2,9 +2,12 @@
 export class TransientError extends Error {
   readonly reason: string
   readonly retryAfterMs: number | undefined
-  constructor(reason: string, message: string, retryAfterMs?: number) {
+  /** Settles when a retry may succeed (true) or has no better chance than after a backoff (false). */
+  readonly ready: Promise<boolean> | undefined
+  constructor(reason: string, message: string, retryAfterMs?: number, ready?: Promise<boolean>) {
     super(message)
     this.reason = reason
     this.retryAfterMs = retryAfterMs
+    this.ready = ready
   }
 }

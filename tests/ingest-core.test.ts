@@ -91,6 +91,40 @@ describe('per-repo queues', () => {
     expect(q.parkedBytes).toBe(0)
   })
 
+  it('a repo waiting for its DID document holds no slot, and retries as soon as the document is there', async () => {
+    let release: (ok: boolean) => void = () => {}
+    const ready = new Promise<boolean>((r) => (release = r))
+    let keyKnown = false
+    const done: string[] = []
+    const q = new RepoQueues<TestJob>({
+      concurrency: 1,
+      maxPerRepo: 100,
+      maxBytes: 1e9,
+      maxParkMs: 60_000,
+      // A long backoff: the retry must come from the document arriving, not from the timer.
+      baseBackoffMs: 60_000,
+      maxBackoffMs: 60_000,
+      process: async (did, job) => {
+        if (did === 'did:plc:new' && !keyKnown) throw new TransientError('identity-pending', 'fetching', undefined, ready)
+        done.push(`${did}#${job.n}`)
+      },
+      onOverflow: () => {},
+      onPark: () => {},
+    })
+    q.push('did:plc:new', { bytes: 1, n: 0 })
+    for (let n = 0; n < 5; n++) q.push('did:plc:known', { bytes: 1, n })
+    await until(() => done.length === 5)
+    expect(done).toEqual([0, 1, 2, 3, 4].map((n) => `did:plc:known#${n}`))
+    expect(q.parked).toBe(1)
+    keyKnown = true
+    const t0 = Date.now()
+    release(true)
+    await until(() => done.length === 6)
+    expect(Date.now() - t0).toBeLessThan(1000)
+    expect(q.parked).toBe(0)
+    q.stop()
+  })
+
   it('hands a parked repo over to a resync past its bound, with every event it held', async () => {
     const overflowed: [string, number[], string][] = []
     const done: number[] = []

@@ -16,7 +16,7 @@ import type { Pool } from '../db/pool.ts'
 import { knownRelays, readCursor } from '../db/cursor.ts'
 import { holdsRecords, latestRecordRev, requestFullBackfill } from '../db/backfill.ts'
 import { CHIVE_PREFIX, type Effect } from '../db/effects.ts'
-import { decodeFrame, FrameError, type FirehoseEvent } from './frame.ts'
+import { decodeFrame, FrameError, type CommitEvent, type FirehoseEvent } from './frame.ts'
 import { RelaySubscription } from './relay.ts'
 import type { SubjectVerifier } from './verifier.ts'
 import { bump } from './counts.ts'
@@ -42,7 +42,9 @@ export interface IngestLimits {
 }
 
 export const DEFAULT_INGEST_LIMITS: IngestLimits = {
-  concurrency: 64,
+  // Jobs are CPU work once keys are known (waiting on a DID document holds no slot): few at a
+  // time keeps each job's temporaries short-lived, and RSS with them.
+  concurrency: 8,
   maxPerRepo: 1000,
   maxQueuedBytes: 32 * 1024 * 1024,
   maxParkMs: 120_000,
@@ -215,7 +217,9 @@ export class Indexer {
       onPark: (did, err, attempt, retryInMs) => {
         const reason = err instanceof TransientError ? err.reason : 'internal-error'
         bump(this.status.retries, reason)
-        const log = attempt === 1 || attempt % 10 === 0 ? this.opts.log.warn.bind(this.opts.log) : this.opts.log.debug.bind(this.opts.log)
+        // A first sight of an account's key is routine; failures that repeat are not.
+        const loud = reason !== 'identity-pending' && (attempt === 1 || attempt % 10 === 0)
+        const log = loud ? this.opts.log.warn.bind(this.opts.log) : this.opts.log.debug.bind(this.opts.log)
         log({ did, reason, err: (err as Error).message, attempt, retryInMs }, 'repo parked; its events wait')
       },
       onOverflow: (did, jobs, reason) => {
@@ -401,7 +405,10 @@ export class Indexer {
           this.checkpoint.marks.seen(evt.seq)
           return
         }
-        this.enqueue(evt.repo, { event: evt, mark: this.checkpoint.marks.open(evt.seq), bytes: evt.blocks.length + 256 })
+        // Decoded again from a copy: the frame is a view of the socket's read buffer (64 KB), which
+        // a queued event would otherwise keep alive whole.
+        const owned = decodeFrame(frame.slice()) as CommitEvent
+        this.enqueue(evt.repo, { event: owned, mark: this.checkpoint.marks.open(evt.seq), bytes: frame.length + 256 })
         return
       }
       case 'identity':

@@ -29,6 +29,21 @@ export class RepoKeys {
     return this.keys.size
   }
 
+  /**
+   * The key held for `did`; when none is, its fetch starts in the background and a
+   * TransientError ('identity-pending') says when to come back, so that a caller waiting on a
+   * slow or hanging DID host holds nothing meanwhile.
+   */
+  now(did: string): PublicKey {
+    const hit = this.cached(did)
+    if (hit) return hit
+    const ready = this.get(did).then(
+      () => true,
+      () => false,
+    )
+    throw new TransientError('identity-pending', `${did}: fetching its DID document`, undefined, ready)
+  }
+
   /** The key held for `did`, without a fetch. */
   cached(did: string): PublicKey | undefined {
     return this.keys.get(did)?.key

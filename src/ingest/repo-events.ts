@@ -130,7 +130,7 @@ export class RepoEvents {
 
   /** The repo's key; a signature that fails is retried once with a freshly fetched key. */
   private async signedBy(did: string, signed: Record<string, unknown>): Promise<boolean> {
-    const key: PublicKey = await this.opts.keys.get(did)
+    const key: PublicKey = this.opts.keys.now(did)
     if (verifyAtcuteCommitSignature(signed, key)) return true
     if (!this.opts.keys.mayRefresh(did)) return false
     return verifyAtcuteCommitSignature(signed, await this.opts.keys.get(did, true))
@@ -185,7 +185,7 @@ export class RepoEvents {
       if (held) held.unsigned = null
     } else if (held) {
       // Checked later; the chain ties every earlier commit to this one.
-      held.unsigned = { rev: evt.rev, signed: opened.signed }
+      held.unsigned = { rev: evt.rev, signed: detach(opened.signed) }
       this.opts.counts.deferredSignatures++
       this.opts.onUnsigned(evt.repo)
     }
@@ -290,6 +290,19 @@ export class RepoEvents {
 }
 
 type Obj = Record<string, unknown>
+
+/**
+ * A decoded commit that no longer points into its frame: the decoder's bytes and links are views
+ * of the socket's read buffer, and one kept view keeps that whole buffer alive.
+ */
+const detach = (signed: Obj): Obj => {
+  const out: Obj = {}
+  for (const [k, v] of Object.entries(signed)) {
+    out[k] =
+      v instanceof CBOR.BytesWrapper ? new CBOR.BytesWrapper(v.buf.slice()) : v instanceof CBOR.CidLinkWrapper ? new CBOR.CidLinkWrapper(v.bytes.slice()) : v
+  }
+  return out
+}
 
 /** The signed commit a `#sync` carries (its CAR holds just the commit block). */
 const readSyncCommit = (evt: SyncEvent): Obj => {

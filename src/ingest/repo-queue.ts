@@ -205,13 +205,25 @@ export class RepoQueues<J extends QueuedJob> {
     const hinted = err instanceof TransientError ? err.retryAfterMs : undefined
     const base = Math.min(this.opts.maxBackoffMs, this.opts.baseBackoffMs * 2 ** Math.min(repo.attempts - 1, 20))
     const delay = Math.max(hinted ?? 0, Math.round(base / 2 + (Math.random() * base) / 2))
-    this.opts.onPark(repo.did, err, repo.attempts, delay)
-    repo.timer = setTimeout(() => {
+    const retry = () => {
       repo.timer = null
-      if (this.stopped || this.repos.get(repo.did) !== repo) return
+      if (this.stopped || this.repos.get(repo.did) !== repo || repo.running) return
       this.ready.push(repo)
       this.pump()
-    }, delay)
+    }
+    const ready = err instanceof TransientError ? err.ready : undefined
+    if (ready) {
+      // The failure says when to come back (a DID document being fetched): at once if that
+      // succeeds, after the usual backoff if it fails. The repo holds no slot meanwhile.
+      void ready.then((ok) => {
+        if (ok) retry()
+        else repo.timer = setTimeout(retry, delay)
+      })
+      this.opts.onPark(repo.did, err, repo.attempts, 0)
+      return
+    }
+    this.opts.onPark(repo.did, err, repo.attempts, delay)
+    repo.timer = setTimeout(retry, delay)
   }
 
   /** Hands a parked repo's queued jobs over (to a resync); the repo starts afresh. */

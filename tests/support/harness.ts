@@ -137,7 +137,7 @@ export const testConfig = (schema: string, overrides: Partial<Config> = {}): Con
   leaderCheckMs: 1000,
   relayIdleTimeoutMs: 120_000,
   relayMaxBackoffMs: 500,
-  ingest: { concurrency: 64, maxParkMs: 120_000, maxQueuedBytes: 32 * 1024 * 1024 },
+  ingest: { concurrency: 8, maxParkMs: 120_000, maxQueuedBytes: 32 * 1024 * 1024 },
   identityTimeoutMs: 5000,
   verify: { concurrency: 8, perHost: 4, maxAttempts: 30, backoffBaseMs: 50, timeoutMs: 2000, maxBytes: 1024 * 1024 },
   // Tests replay the PDS from seq 0; backfill tests turn gap backfills on themselves.
