@@ -96,8 +96,9 @@ describe('deletes made during downtime', () => {
     let restarted: Harness | undefined
     try {
       await indexed(h, w)
-      const first = (await runs(h)).find((r) => r.status === 'done')
-      expect(first?.reason).toMatch(/first start/)
+      // The records can be listed before the run's closer has marked it done.
+      const first = await waitFor(async () => (await runs(h)).find((r) => r.status === 'done'), 'the first backfill to finish', 30_000)
+      expect(first.reason).toMatch(/first start/)
       await h.stop()
       // As after a live tail stopped before its first event: no cursor is stored.
       await sql(h, 'DELETE FROM relay_cursor')
