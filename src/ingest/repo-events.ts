@@ -264,19 +264,24 @@ export class RepoEvents {
   }
 
   /** `#identity`: forget the key; a tracked repo whose key changed is resynced. */
+  /** The key held before an `#identity`, kept on the event across the retries of its repo. */
+  private readonly keyBefore = new WeakMap<IdentityEvent, PublicKey | null>()
+
   private async identity(evt: IdentityEvent, out: Effect[]): Promise<void> {
-    const before = this.opts.keys.cached(evt.did)
-    this.opts.keys.forget(evt.did)
-    await this.opts.idResolver.did.cache?.clearEntry(evt.did).catch(() => {})
+    let before = this.keyBefore.get(evt)
+    if (before === undefined) {
+      before = this.opts.keys.cached(evt.did) ?? null
+      this.keyBefore.set(evt, before)
+      this.opts.keys.forget(evt.did)
+      await this.opts.idResolver.did.cache?.clearEntry(evt.did).catch(() => {})
+    }
     out.push({ kind: 'identity', did: evt.did, seq: evt.seq })
     const held = await this.opts.tracked.get(evt.did)
     if (!held || !before) return
-    try {
-      const after = await this.opts.keys.get(evt.did, true)
-      if (after.alg !== before.alg || !Buffer.from(after.bytes).equals(Buffer.from(before.bytes))) this.resync(evt.did, 'the signing key changed', out)
-    } catch (err) {
-      this.resync(evt.did, `identity could not be resolved after #identity: ${(err as Error).message}`, out)
-    }
+    // The new document is fetched without holding a slot (the repo waits for it, parked); a host
+    // that keeps failing hands the repo to a resync after INGEST_PARK_MAX_MS.
+    const after = this.opts.keys.now(evt.did)
+    if (after.alg !== before.alg || !Buffer.from(after.bytes).equals(Buffer.from(before.bytes))) this.resync(evt.did, 'the signing key changed', out)
   }
 
   private account(evt: AccountEvent, out: Effect[]): void {
