@@ -1,10 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import pg from 'pg'
 import { normaliseRelayUrl } from '../src/config.ts'
 import { decodeFrame, type CommitEvent } from '../src/ingest/frame.ts'
 import { runUpkeep } from '../src/db/retention.ts'
 import { commitBody, frame } from './support/frames.ts'
-import { createUser, pdsUrl, startHarness, waitFor, type Harness, type User } from './support/harness.ts'
+import { createUser, pdsUrl, startHarness, waitFor, type Harness, type User, rewindCursor } from './support/harness.ts'
 import { captureFrames, startReplayRelay, touches, type ReplayRelay } from './support/replay-relay.ts'
 import { views } from './support/views.ts'
 
@@ -108,10 +107,7 @@ describe('a replay after tombstones are purged', () => {
       expect(purged.tombstones).toBeGreaterThanOrEqual(1)
       expect((await h.service.pool.query('SELECT 1 FROM record_rev WHERE uri = $1', [invite.uri])).rowCount).toBe(0)
       await h.service.stop()
-      const admin = new pg.Client({ connectionString: h.config.databaseUrl, options: `-c search_path=${h.config.databaseSchema}` })
-      await admin.connect()
-      await admin.query('UPDATE relay_cursor SET seq = 0')
-      await admin.end()
+      await rewindCursor(h)
       await h.restart()
       await v.barrier(alice, bob)
       expect(await v.find(bob, invite.uri)).toBeUndefined()

@@ -4,7 +4,7 @@ import os from 'node:os'
 import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import pg from 'pg'
-import { createUser, freshSchema, startHarness, testConfig, waitFor, type Harness, type User } from './support/harness.ts'
+import { createUser, freshSchema, startHarness, testConfig, waitFor, type Harness, type User, rewindCursor } from './support/harness.ts'
 import { views } from './support/views.ts'
 import { freePort } from './support/postgres.ts'
 import { runService } from './support/service-process.ts'
@@ -62,10 +62,7 @@ describe('restarts', () => {
     await settle()
     const before = await snapshot()
     await h.service.stop()
-    const admin = new pg.Client({ connectionString: h.config.databaseUrl, options: `-c search_path=${h.config.databaseSchema}` })
-    await admin.connect()
-    await admin.query('UPDATE relay_cursor SET seq = 0')
-    await admin.end()
+    await rewindCursor(h)
     await h.restart()
     await waitFor(async () => {
       const health = await h.get<{ cursor: number | null; ingest: { lastSeq: number } }>('_health')

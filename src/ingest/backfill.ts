@@ -19,7 +19,7 @@ import {
   type RepoJob,
 } from '../db/backfill.ts'
 import { applyEffects } from '../db/store.ts'
-import type { SigningKeys } from './commit.ts'
+import type { SigningKeys } from '../identity.ts'
 import { discoverPage } from './discovery.ts'
 import { KeyedLimiter, KeyedRateLimiter } from './limits.ts'
 import { snapshotRepo } from './repo-sync.ts'

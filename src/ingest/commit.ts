@@ -1,7 +1,6 @@
 import { MemoryBlockstore, MST, def, readCarWithRoot, type BlockMap } from '@atproto/repo'
 import { verifyCommitSignature } from './signature.ts'
-import { isCidForBytes, type Cid } from '@atproto/lex-data'
-import type { CommitEvent, RepoOp } from './frame.ts'
+import type { Cid } from '@atproto/lex-data'
 import type { SigningKeys } from '../identity.ts'
 
 /** Why a commit (or a repo proof) could not be trusted. */
@@ -12,8 +11,6 @@ export class VerificationError extends Error {
     this.reason = reason
   }
 }
-
-export type { SigningKeys }
 
 export interface SignedRepo {
   root: Cid
@@ -59,71 +56,4 @@ export const openSignedRepo = async (carBytes: Uint8Array, did: string, keys: Si
   const store = new MemoryBlockstore(car.blocks)
   const signed = await checkSignedCommit(store, car.root, did, keys)
   return { root: car.root, rev: signed.rev, data: signed.data, blocks: car.blocks, mst: MST.load(store, signed.data) }
-}
-
-/**
- * The signed commit of a CAR, without checking the other blocks: enough to follow a tracked repo's
- * chain (rev and MST root) through commits that touch none of our records. The commit block's own
- * hash and signature are checked.
- */
-const readSignedCommit = async (carBytes: Uint8Array, did: string, keys: SigningKeys): Promise<{ root: Cid; rev: string; data: Cid }> => {
-  const car = await readCar(carBytes, true)
-  const bytes = car.blocks.get(car.root)
-  if (!bytes || !(await isCidForBytes(car.root, bytes))) throw new VerificationError('bad-car', 'commit block missing or not its CID')
-  const signed = await checkSignedCommit(new MemoryBlockstore(car.blocks), car.root, did, keys)
-  return { root: car.root, rev: signed.rev, data: signed.data }
-}
-
-export interface VerifiedOp {
-  op: RepoOp
-  /** The record's bytes for creates and updates, hash-checked against the op's CID. */
-  record: Uint8Array | null
-}
-
-/**
- * Proves the given ops of a commit event: the CAR is a signed commit of the event's repo at the
- * event's rev and commit CID, and each op is where it says in the signed MST (inclusion for
- * writes, exclusion for deletes). Throws VerificationError when the commit fails as a whole.
- */
-export const verifyCommitOps = async (
-  evt: CommitEvent,
-  ops: readonly RepoOp[],
-  keys: SigningKeys,
-): Promise<{ verified: VerifiedOp[]; unproven: { op: RepoOp; reason: string }[]; data: string }> => {
-  if (ops.length === 0) {
-    const commit = await readSignedCommit(evt.blocks, evt.repo, keys)
-    if (!commit.root.equals(evt.commit)) throw new VerificationError('commit-mismatch', 'CAR root is not the event commit')
-    if (commit.rev !== evt.rev) throw new VerificationError('wrong-rev', `commit rev ${commit.rev} is not event rev ${evt.rev}`)
-    return { verified: [], unproven: [], data: commit.data.toString() }
-  }
-  const repo = await openSignedRepo(evt.blocks, evt.repo, keys)
-  if (!repo.root.equals(evt.commit)) throw new VerificationError('commit-mismatch', 'CAR root is not the event commit')
-  if (repo.rev !== evt.rev) throw new VerificationError('wrong-rev', `commit rev ${repo.rev} is not event rev ${evt.rev}`)
-  const verified: VerifiedOp[] = []
-  const unproven: { op: RepoOp; reason: string }[] = []
-  for (const op of ops) {
-    let found: Cid | null
-    try {
-      found = await repo.mst.get(op.path)
-    } catch (err) {
-      unproven.push({ op, reason: `missing-proof: ${(err as Error).message}` })
-      continue
-    }
-    if (op.action === 'delete') {
-      if (found === null) verified.push({ op, record: null })
-      else unproven.push({ op, reason: 'deleted record still in the signed tree' })
-      continue
-    }
-    if (op.cid === null || found === null || !found.equals(op.cid)) {
-      unproven.push({ op, reason: 'op CID is not the CID in the signed tree' })
-      continue
-    }
-    const record = repo.blocks.get(found)
-    if (!record) {
-      unproven.push({ op, reason: 'record block missing' })
-      continue
-    }
-    verified.push({ op, record })
-  }
-  return { verified, unproven, data: repo.data.toString() }
 }

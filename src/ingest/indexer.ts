@@ -16,7 +16,7 @@ import type { Pool } from '../db/pool.ts'
 import { knownRelays, readCursor } from '../db/cursor.ts'
 import { holdsRecords, latestRecordRev, requestFullBackfill } from '../db/backfill.ts'
 import { CHIVE_PREFIX, type Effect } from '../db/effects.ts'
-import { decodeFrame, FrameError, type CommitEvent, type FirehoseEvent } from './frame.ts'
+import { decodeFrame, FrameError, type FirehoseEvent } from './frame.ts'
 import { RelaySubscription } from './relay.ts'
 import type { SubjectVerifier } from './verifier.ts'
 import { bump } from './counts.ts'
@@ -325,7 +325,7 @@ export class Indexer {
   private sweep(): void {
     this.queues.sweep()
     // Deferred signature checks ride in their repo's queue, after the commits they cover.
-    for (const did of this.unsigned) this.enqueue(did, { event: { type: 'signature-check' }, mark: null, bytes: 0 })
+    for (const did of this.unsigned) this.queues.push(did, { event: { type: 'signature-check' }, mark: null, bytes: 0 })
     this.unsigned.clear()
   }
 
@@ -360,10 +360,6 @@ export class Indexer {
   private finish(job: Job, effects: Effect[]): void {
     for (const e of effects) this.checkpoint.push(e)
     if (job.mark) this.checkpoint.marks.close(job.mark)
-  }
-
-  private enqueue(did: string, job: Omit<Job, 'bytes'> & { bytes: number }): void {
-    this.queues.push(did, job)
   }
 
   /** Effects that need no repo order (the repo has nothing queued), and the seq is done. */
@@ -405,17 +401,14 @@ export class Indexer {
           this.checkpoint.marks.seen(evt.seq)
           return
         }
-        // Decoded again from a copy: the frame is a view of the socket's read buffer (64 KB), which
-        // a queued event would otherwise keep alive whole.
-        const owned = decodeFrame(frame.slice()) as CommitEvent
-        this.enqueue(evt.repo, { event: owned, mark: this.checkpoint.marks.open(evt.seq), bytes: frame.length + 256 })
+        this.queues.push(evt.repo, { event: evt, mark: this.checkpoint.marks.open(evt.seq), bytes: frame.length + 256 })
         return
       }
       case 'identity':
       case 'account': {
         this.lastSeq = evt.seq
         if (this.tracked.mayBeTracked(evt.did) || this.queues.has(evt.did)) {
-          this.enqueue(evt.did, { event: evt, mark: this.checkpoint.marks.open(evt.seq), bytes: 256 })
+          this.queues.push(evt.did, { event: evt, mark: this.checkpoint.marks.open(evt.seq), bytes: 256 })
           return
         }
         if (evt.type === 'identity') {
@@ -434,7 +427,7 @@ export class Indexer {
       }
       case 'sync':
         this.lastSeq = evt.seq
-        this.enqueue(evt.did, { event: evt, mark: this.checkpoint.marks.open(evt.seq), bytes: evt.blocks.length + 256 })
+        this.queues.push(evt.did, { event: evt, mark: this.checkpoint.marks.open(evt.seq), bytes: evt.blocks.length + 256 })
         return
       case 'other':
         if (evt.seq !== undefined) this.seen(evt.seq)

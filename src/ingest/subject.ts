@@ -1,5 +1,6 @@
 import type { Cid } from '@atproto/lex-data'
-import { openSignedRepo, VerificationError, type SigningKeys } from './commit.ts'
+import { openSignedRepo, VerificationError } from './commit.ts'
+import type { SigningKeys } from '../identity.ts'
 import { TransientError } from '../transient.ts'
 
 export { TransientError }

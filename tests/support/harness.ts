@@ -1,4 +1,5 @@
 import { inject } from 'vitest'
+import pg from 'pg'
 import { AtpAgent } from '@atproto/api'
 import { Lexicons } from '@atproto/lexicon'
 import type { Config } from '../../src/config.ts'
@@ -118,6 +119,17 @@ export interface Harness {
   /** Stops the service as SIGTERM would, and starts it again on the same database. */
   restart(): Promise<void>
   stop(): Promise<void>
+}
+
+/** Moves a stopped harness's stored cursor back to `seq`, so its restart replays from there. */
+export const rewindCursor = async (h: Harness, seq = 0): Promise<void> => {
+  const admin = new pg.Client({ connectionString: h.config.databaseUrl, options: `-c search_path=${h.config.databaseSchema}` })
+  await admin.connect()
+  try {
+    await admin.query('UPDATE relay_cursor SET seq = $1', [seq])
+  } finally {
+    await admin.end()
+  }
 }
 
 export const testConfig = (schema: string, overrides: Partial<Config> = {}): Config => ({
