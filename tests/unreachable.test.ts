@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startHarness, testConfig, waitFor, type Harness } from './support/harness.ts'
-import { freePort } from './support/postgres.ts'
+import { refusedPort } from './support/postgres.ts'
 import { parseExposition, value } from './support/exposition.ts'
 import { createMetrics } from '../src/metrics.ts'
 import { createPool } from '../src/db/pool.ts'
@@ -25,8 +25,8 @@ interface Health {
 }
 
 beforeAll(async () => {
-  relayPort = await freePort()
-  discoveryUrl = `http://127.0.0.1:${await freePort()}`
+  relayPort = await refusedPort()
+  discoveryUrl = `http://127.0.0.1:${await refusedPort([relayPort])}`
   h = await startHarness({
     relayUrl: `ws://127.0.0.1:${relayPort}`,
     startCursor: undefined,
@@ -139,7 +139,7 @@ describe('a relay that does not answer', () => {
   })
 
   it('leaves the database figures out of /metrics while Postgres is away', async () => {
-    const pool = createPool(`postgres://postgres@127.0.0.1:${await freePort()}/none`, 'public')
+    const pool = createPool(`postgres://postgres@127.0.0.1:${await refusedPort()}/none`, 'public')
     try {
       const metrics = createMetrics({ pool, relayUrl: h.config.relayUrl, indexer: h.service.indexer, verifier: h.service.verifier, backfiller: h.service.backfiller })
       const text = await metrics.scrape()
