@@ -14,6 +14,11 @@ export interface Config {
   relayUrl: string
   /** Seq to start from when no cursor is stored for this relay; undefined: live tail. */
   startCursor: number | undefined
+  /**
+   * Jetstream as the source instead of the relay's firehose (`JETSTREAM_URL`, or a `RELAY_URL`
+   * that names a Jetstream): every commit event is proven from its repo's host.
+   */
+  jetstream: { urls: string[]; rewindMs: number; retentionMs: number } | undefined
   plcUrl: string
   port: number
   host: string
@@ -159,6 +164,29 @@ export const normaliseRelayUrl = (raw: string): string => {
   return url.toString().replace(/\/+$/, '')
 }
 
+/**
+ * A Jetstream instance's base URL (ws:// or wss://), from what an operator may paste: with or
+ * without `/subscribe` or the v2 method path, a query string, http(s) for ws(s).
+ */
+export const normaliseJetstreamUrl = (raw: string): string => {
+  const url = new URL(normaliseRelayUrl(raw))
+  url.pathname = url.pathname.replace(/\/(subscribe|xrpc\/network\.bsky\.jetstream\.subscribeEvents)\/?$/, '')
+  return url.toString().replace(/\/+$/, '')
+}
+
+/** A RELAY_URL that is a Jetstream (by its `/subscribe` path or a `jetstreamN.` host), not a relay. */
+export const looksLikeJetstream = (raw: string): boolean => {
+  try {
+    const url = new URL(raw)
+    return /\/subscribe\/?$/.test(url.pathname) || /^jetstream\d*\./.test(url.hostname)
+  } catch {
+    return false
+  }
+}
+
+/** Where the stored cursor of this configuration's stream lives: one key for every Jetstream instance. */
+export const streamKey = (config: Pick<Config, 'relayUrl' | 'jetstream'>): string => (config.jetstream ? 'jetstream' : config.relayUrl)
+
 /** The http(s) form of a relay URL, for its XRPC queries. */
 export const httpBase = (raw: string): string => {
   const url = new URL(normaliseRelayUrl(raw))
@@ -200,8 +228,32 @@ const packageVersion = (): string => {
   return pkg.version
 }
 
+const jetstreamEnv = (relayRaw: string | undefined): Config['jetstream'] => {
+  const listed = env('JETSTREAM_URL')
+  const raw = listed ?? (relayRaw !== undefined && looksLikeJetstream(relayRaw) ? relayRaw : undefined)
+  if (raw === undefined) return undefined
+  const urls = raw
+    .split(/[\s,]+/)
+    .filter((u) => u !== '')
+    .map((u) => {
+      try {
+        return normaliseJetstreamUrl(u)
+      } catch {
+        throw new Error(`${listed ? 'JETSTREAM_URL' : 'RELAY_URL'} must list ws://, wss://, http:// or https:// URLs, got "${u}"`)
+      }
+    })
+  return {
+    urls: [...new Set(urls)],
+    rewindMs: intEnv('JETSTREAM_REWIND_MS', 5000, 0, 3_600_000),
+    retentionMs: intEnv('JETSTREAM_RETENTION_HOURS', 24, 1, 24 * 365) * 3_600_000,
+  }
+}
+
 export const loadConfig = (): Config => {
-  const relayUrl = normaliseRelayUrl(env('RELAY_URL') ?? 'wss://bsky.network')
+  const jetstream = jetstreamEnv(env('RELAY_URL'))
+  // A Jetstream named as RELAY_URL is the source; discovery and repo syncs still need a relay.
+  const relayRaw = env('RELAY_URL') !== undefined && !(jetstream && looksLikeJetstream(env('RELAY_URL') as string)) ? env('RELAY_URL') : undefined
+  const relayUrl = normaliseRelayUrl(relayRaw ?? 'wss://bsky.network')
   const plcUrl = (env('PLC_URL') ?? 'https://plc.directory').replace(/\/+$/, '')
   try {
     new URL(plcUrl)
@@ -223,13 +275,17 @@ export const loadConfig = (): Config => {
     embeddedPgPort: intEnv('EMBEDDED_PG_PORT', 54329, 1, 65535),
     relayUrl,
     startCursor,
+    jetstream,
     plcUrl,
     port: intEnv('PORT', 3000, 0, 65535),
     host: env('HOST') ?? '0.0.0.0',
     serviceDid: env('SERVICE_DID') ?? 'did:web:localhost',
     logLevel: env('LOG_LEVEL') ?? 'info',
     // A relay on a private address is a local network: its PDSes and PLC live there too.
-    allowPrivateNetwork: boolEnv('ALLOW_PRIVATE_NETWORK', isPrivateHost(relayUrl) || isPrivateHost(plcUrl)),
+    allowPrivateNetwork: boolEnv(
+      'ALLOW_PRIVATE_NETWORK',
+      isPrivateHost(relayUrl) || isPrivateHost(plcUrl) || (jetstream?.urls.some(isPrivateHost) ?? false),
+    ),
     leaderRetryMs: intEnv('LEADER_RETRY_MS', 2000, 50, 600_000),
     leaderCheckMs: intEnv('LEADER_CHECK_MS', 2000, 50, 600_000),
     relayIdleTimeoutMs: intEnv('RELAY_IDLE_TIMEOUT_MS', 120_000, 100, 3_600_000),

@@ -82,7 +82,12 @@ export const createMetrics = (sources: MetricSources): Metrics => {
     const t = ingest.lastEventTime === null ? Number.NaN : Date.parse(ingest.lastEventTime)
     return Number.isNaN(t) ? null : Math.max(0, (Date.now() - t) / 1000)
   })
-  gauge('last_seq', 'Seq of the last relay event read.', () => ingest.lastSeq)
+  gaugeBy('source_mode', '1 for the source events come from: firehose (a relay) or jetstream (proofs from each host).', 'mode', () => ({ [ingest.mode]: 1 }))
+  counter('source_bytes_received_total', 'Bytes of messages received from the relay or Jetstream.', () => ingest.bytesReceived)
+  gauge('source_bytes_per_second', 'Bytes received from the source per second, over the last ten seconds.', () => ingest.bytesPerSecond)
+  gauge('jetstream_proofs_in_flight', 'Jetstream mode: record proofs being fetched from repos\' hosts.', () => ingest.proofs?.inFlight)
+  counterBy('jetstream_proof_outcomes_total', 'Jetstream mode: events settled by a record proof, by outcome (proven, superseded, forged, ...).', 'outcome', () => ingest.proofs?.outcomes ?? {})
+  gauge('last_seq', 'Seq of the last relay event read (Jetstream: its time_us).', () => ingest.lastSeq)
   gauge('cursor', 'Seq of the last relay event whose effects are committed.', () => db?.cursor)
   gauge('database_up', '1 when the last scrape could read Postgres.', () => (db ? 1 : 0))
 

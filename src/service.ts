@@ -1,10 +1,10 @@
 import path from 'node:path'
-import type { Config } from './config.ts'
+import { streamKey, type Config } from './config.ts'
 import { createLogger, type Logger } from './log.ts'
 import { startEmbeddedPostgres, type EmbeddedDb } from './db/embedded.ts'
 import { migrate } from './db/migrate.ts'
 import { createPool, type Pool } from './db/pool.ts'
-import { createIdResolver } from './identity.ts'
+import { createIdResolver, createProofFetch } from './identity.ts'
 import { loadLexicons } from './lexicons.ts'
 import { Indexer } from './ingest/indexer.ts'
 import type { SubjectVerifier } from './ingest/verifier.ts'
@@ -69,7 +69,11 @@ export const startService = async (config: Config, log: Logger = createLogger(co
     limits: config.ingest,
     onBackfillRequested: () => backfiller.wake(),
     pool,
-    relayUrl: config.relayUrl,
+    relayUrl: streamKey(config),
+    jetstream: config.jetstream && {
+      ...config.jetstream,
+      fetch: createProofFetch({ allowPrivateNetwork: config.allowPrivateNetwork, timeoutMs: config.verify.timeoutMs, maxBytes: config.verify.maxBytes }),
+    },
     startCursor: config.startCursor,
     lexicons,
     idResolver,
@@ -125,7 +129,7 @@ export const startService = async (config: Config, log: Logger = createLogger(co
     await transition
   }
   const auth = createServiceAuth(config.serviceDid, idResolver)
-  const scraped = createMetrics({ pool: apiPool, relayUrl: config.relayUrl, indexer, verifier, backfiller })
+  const scraped = createMetrics({ pool: apiPool, relayUrl: streamKey(config), indexer, verifier, backfiller })
   // Unauthenticated and never rate-limited: a scrape's queries are shared for a second.
   const metrics: Metrics = { ...scraped, scrape: cachedFor(1000, () => scraped.scrape()) }
   const api = createApi(
@@ -133,7 +137,8 @@ export const startService = async (config: Config, log: Logger = createLogger(co
       pool: apiPool,
       lexicons,
       auth,
-      relayUrl: config.relayUrl,
+      relayUrl: streamKey(config),
+      source: config.jetstream ? { mode: 'jetstream', urls: config.jetstream.urls } : { mode: 'firehose', urls: [config.relayUrl] },
       version: config.version,
       isLeader: () => leading,
       moderators: new ModeratorAuth(config.admin, auth, log.child({ component: 'admin' })),
@@ -147,7 +152,7 @@ export const startService = async (config: Config, log: Logger = createLogger(co
   const campaigner = setInterval(() => void campaign(), config.leaderRetryMs)
   upkeep.start()
   const address = await api.listen({ port: config.port, host: config.host })
-  log.info({ address, relay: config.relayUrl, serviceDid: config.serviceDid, leader: leading }, 'service ready')
+  log.info({ address, source: config.jetstream ? { jetstream: config.jetstream.urls } : { relay: config.relayUrl }, serviceDid: config.serviceDid, leader: leading }, 'service ready')
   // Otherwise the first sign of it is a moderator who cannot sign in.
   if (config.admin.password === undefined && config.admin.moderatorDids.length === 0) {
     log.warn('neither ADMIN_PASSWORD nor MODERATOR_DIDS is set: nobody can use the admin API or the dashboard')

@@ -8,6 +8,8 @@ export interface ApiContext {
   lexicons: Lexicons
   auth: ServiceAuth
   relayUrl: string
+  /** Where events come from: a relay's firehose, or Jetstream instances (proofs from each host). */
+  source: { mode: 'firehose' | 'jetstream'; urls: string[] }
   version: string
   /** Whether this replica ingests (the others only serve). */
   isLeader: () => boolean

@@ -28,6 +28,7 @@ export const registerHealth = (app: FastifyInstance, ctx: ApiContext): void => {
       version: ctx.version,
       leader: ctx.isLeader(),
       relay: ctx.relayUrl,
+      source: ctx.source,
       cursor: state.cursor,
       cursorUpdatedAt: state.updatedAt?.toISOString() ?? null,
       ingestState: ingestState(state.status),

@@ -228,10 +228,20 @@ const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !
  * the indexer: it may be deferred for commits that touch no Chive record).
  */
 export const openCommit = (evt: CommitEvent): OpenedCommit => {
+  const opened = openCar(evt.blocks, evt.repo, evt.commitLink.bytes)
+  if (opened.rev !== evt.rev) throw new ChainError('wrong-rev', `commit rev ${opened.rev} is not event rev ${evt.rev}`)
+  return opened
+}
+
+/**
+ * Opens a CAR whose single root is a signed v3 commit of `did` (a commit event's, or a host's
+ * `getRecord` answer at whatever rev the repo is now), the commit block hash-checked.
+ */
+export const openCar = (blocks: Uint8Array, did: string, expectedRoot?: Uint8Array): OpenedCommit => {
   const store = new CarStore()
   let root: Uint8Array
   try {
-    const car = fromUint8Array(evt.blocks)
+    const car = fromUint8Array(blocks)
     const first = car.roots[0]
     if (car.roots.length !== 1 || !first) throw new Error('a commit CAR has one root')
     root = CBOR.fromCidLink(first).bytes
@@ -239,7 +249,7 @@ export const openCommit = (evt: CommitEvent): OpenedCommit => {
   } catch (err) {
     throw new ChainError('bad-car', `not a valid CAR: ${(err as Error).message}`)
   }
-  if (!sameBytes(root, evt.commitLink.bytes)) throw new ChainError('commit-mismatch', 'CAR root is not the event commit')
+  if (expectedRoot && !sameBytes(root, expectedRoot)) throw new ChainError('commit-mismatch', 'CAR root is not the event commit')
   const bytes = store.read(cidString(root))
   if (!bytes) throw new ChainError('missing-commit', 'commit block missing')
   let signed: unknown
@@ -251,9 +261,25 @@ export const openCommit = (evt: CommitEvent): OpenedCommit => {
   if (!isObj(signed) || signed.version !== 3 || typeof signed.did !== 'string' || typeof signed.rev !== 'string' || !(signed.data instanceof CBOR.CidLinkWrapper)) {
     throw new ChainError('missing-commit', 'commit block is not a v3 repo commit')
   }
-  if (signed.did !== evt.repo) throw new ChainError('wrong-repo', `commit is for ${signed.did}, not ${evt.repo}`)
-  if (signed.rev !== evt.rev) throw new ChainError('wrong-rev', `commit rev ${signed.rev} is not event rev ${evt.rev}`)
+  if (signed.did !== did) throw new ChainError('wrong-repo', `commit is for ${signed.did}, not ${did}`)
   return { did: signed.did, rev: signed.rev, data: signed.data.$link, signed, store, nodes: new TrustedNodeStore(store) }
+}
+
+/**
+ * What the signed tree holds at `path`: the record's CID and its bytes (hash-checked), or null
+ * when the tree proves the path absent. Throws ChainError when the CAR lacks the proof's blocks.
+ */
+export const provePath = async (opened: OpenedCommit, path: string): Promise<{ cid: string; record: Uint8Array } | null> => {
+  let found: CBOR.CidLink | null
+  try {
+    ;[found] = await findRpathAndBuildProof(opened.nodes, opened.data, path)
+  } catch (err) {
+    throw missing(err)
+  }
+  if (found === null) return null
+  const record = opened.store.read(found.$link)
+  if (!record) throw new ChainError('unproven-op', `${path}: record block missing`)
+  return { cid: found.$link, record }
 }
 
 /** An op proven against the signed tree: a write's record bytes (hash-checked), null for a delete. */

@@ -26,6 +26,11 @@ import { RepoEvents, type RepoEvent } from './repo-events.ts'
 import { RepoKeys } from './keys.ts'
 import { TrackedRepos } from './tracked.ts'
 import { TransientError } from '../transient.ts'
+import { JetstreamSubscription } from './jetstream.ts'
+import { decodeJetstreamMessage, JetstreamMessageError, type JetstreamMessage } from './jetstream-event.ts'
+import { RecordProofs, type ProofCounts } from './record-proof.ts'
+import type { Fetch } from './subject.ts'
+import type { IdentityEvent } from './frame.ts'
 
 export interface IngestLimits {
   /** Repos processed at once. */
@@ -74,6 +79,21 @@ export interface IndexerOptions {
   /** Effects gathered before a commit is forced even while frames keep coming. */
   maxBatch?: number
   limits?: Partial<IngestLimits>
+  /**
+   * Read Jetstream instead of a relay's firehose: every commit event is proven from its repo's
+   * host before it counts. `relayUrl` is then the key the cursor is stored under.
+   */
+  jetstream?: JetstreamSource | undefined
+}
+
+export interface JetstreamSource {
+  urls: string[]
+  /** How far before the cursor every connection resumes. */
+  rewindMs: number
+  /** How long the instances keep events: an older cursor is a gap. */
+  retentionMs: number
+  /** The HTTP client for hosts' record proofs (timeouts, size cap, address policy). */
+  fetch: Fetch
 }
 
 /** A stream condition worth an operator's attention (OutdatedCursor, FutureCursor, ...). */
@@ -85,7 +105,17 @@ export interface StreamProblem {
 }
 
 export interface IndexerStatus {
+  /** Where events come from: a relay's firehose, or Jetstream with a proof of every record. */
+  mode: 'firehose' | 'jetstream'
   relay: string
+  /** The instance of the current (or last) connection, and its protocol (Jetstream mode). */
+  sourceUrl: string | null
+  jetstreamVersion: string | null
+  /** Bytes received from the source, in all and per second over the last ten seconds. */
+  bytesReceived: number
+  bytesPerSecond: number
+  /** Jetstream mode: record proofs being fetched, and how the settled ones came out. */
+  proofs: ProofCounts | null
   connected: boolean
   reconnects: number
   stalls: number
@@ -130,15 +160,18 @@ const READ_AHEAD_BYTES = 4 * 1024 * 1024
 const SLICE = 256
 
 export class Indexer {
-  private readonly opts: Required<Omit<IndexerOptions, 'startCursor' | 'verifier' | 'onBackfillRequested' | 'limits'>> &
-    Pick<IndexerOptions, 'startCursor' | 'verifier' | 'onBackfillRequested'>
+  private readonly opts: Required<Omit<IndexerOptions, 'startCursor' | 'verifier' | 'onBackfillRequested' | 'limits' | 'jetstream'>> &
+    Pick<IndexerOptions, 'startCursor' | 'verifier' | 'onBackfillRequested' | 'jetstream'>
   private readonly limits: IngestLimits
   private readonly keys: RepoKeys
   private readonly tracked: TrackedRepos
   private readonly events: RepoEvents
   private readonly checkpoint: Checkpoint
   private readonly queues: RepoQueues<Job>
-  private relay: RelaySubscription | null = null
+  private relay: RelaySubscription | JetstreamSubscription | null = null
+  private readonly proofs: RecordProofs | null
+  /** (time, bytes received) once a second, for the rate over the last ten seconds. */
+  private byteSamples: [number, number][] = []
   private lastSeq: number | null = null
   private stopping = false
   private done: Promise<void> | null = null
@@ -151,7 +184,13 @@ export class Indexer {
     this.opts = { cursorIntervalMs: 1000, maxBatch: 500, backfillOnGap: true, relayIdleTimeoutMs: 120_000, relayMaxBackoffMs: 30_000, ...opts }
     this.limits = { ...DEFAULT_INGEST_LIMITS, ...opts.limits }
     this.status = {
+      mode: opts.jetstream ? 'jetstream' : 'firehose',
       relay: opts.relayUrl,
+      sourceUrl: null,
+      jetstreamVersion: null,
+      bytesReceived: 0,
+      bytesPerSecond: 0,
+      proofs: null,
       connected: false,
       reconnects: 0,
       stalls: 0,
@@ -175,6 +214,7 @@ export class Indexer {
       verification: null,
     }
     this.keys = new RepoKeys(this.opts.idResolver)
+    this.proofs = opts.jetstream ? new RecordProofs({ idResolver: this.opts.idResolver, keys: this.keys, fetch: opts.jetstream.fetch }) : null
     this.tracked = new TrackedRepos(this.opts.pool)
     this.events = new RepoEvents({
       lexicons: this.opts.lexicons,
@@ -185,6 +225,7 @@ export class Indexer {
       counts: this.status,
       latestRecordRev: (did) => latestRecordRev(this.opts.pool, did),
       onUnsigned: (did) => this.unsigned.add(did),
+      proofs: this.proofs ?? undefined,
     })
     this.checkpoint = new Checkpoint({
       pool: this.opts.pool,
@@ -257,15 +298,32 @@ export class Indexer {
     }
     this.lastSeq = stored ?? this.opts.startCursor ?? null
     this.checkpoint.reset(stored, this.lastSeq)
-    this.relay = new RelaySubscription({
-      url: this.opts.relayUrl,
-      // A reconnect resumes after the last seq read: events read but not finished wait in
-      // their queues across the reconnect. A restart resumes from the committed low-water mark.
-      getCursor: () => this.lastSeq,
-      log: this.opts.log,
-      idleTimeoutMs: this.opts.relayIdleTimeoutMs,
-      maxBackoffMs: this.opts.relayMaxBackoffMs,
-    })
+    const jet = this.opts.jetstream
+    this.relay = jet
+      ? new JetstreamSubscription({
+          urls: jet.urls,
+          getCursor: () => this.lastSeq,
+          onCursorTooOld: (reason) => {
+            // Live from here; what the instances no longer hold comes from a full backfill.
+            this.lastSeq = null
+            this.problem('CursorTooOld', reason)
+            this.gap(`Jetstream cannot resume our cursor: ${reason}`)
+          },
+          rewindMs: jet.rewindMs,
+          retentionMs: jet.retentionMs,
+          log: this.opts.log,
+          idleTimeoutMs: this.opts.relayIdleTimeoutMs,
+          maxBackoffMs: this.opts.relayMaxBackoffMs,
+        })
+      : new RelaySubscription({
+          url: this.opts.relayUrl,
+          // A reconnect resumes after the last seq read: events read but not finished wait in
+          // their queues across the reconnect. A restart resumes from the committed low-water mark.
+          getCursor: () => this.lastSeq,
+          log: this.opts.log,
+          idleTimeoutMs: this.opts.relayIdleTimeoutMs,
+          maxBackoffMs: this.opts.relayMaxBackoffMs,
+        })
     this.relay.start()
     this.sweeper = setInterval(() => this.sweep(), 1000)
     this.done = this.loop()
@@ -323,6 +381,9 @@ export class Indexer {
   }
 
   private sweep(): void {
+    const now = Date.now()
+    this.byteSamples.push([now, this.relay?.status.bytesReceived ?? 0])
+    if (this.byteSamples.length > 11) this.byteSamples.shift()
     this.queues.sweep()
     // Deferred signature checks ride in their repo's queue, after the commits they cover.
     for (const did of this.unsigned) this.queues.push(did, { event: { type: 'signature-check' }, mark: null, bytes: 0 })
@@ -331,8 +392,16 @@ export class Indexer {
 
   snapshotStatus(): IndexerStatus {
     const r = this.relay?.status
+    const first = this.byteSamples[0]
+    const last = this.byteSamples[this.byteSamples.length - 1]
+    const bytesPerSecond = first && last && last[0] > first[0] ? Math.round(((last[1] - first[1]) * 1000) / (last[0] - first[0])) : 0
     return {
       ...this.status,
+      sourceUrl: r?.url ?? null,
+      jetstreamVersion: this.relay instanceof JetstreamSubscription && r?.connected ? this.relay.version : null,
+      bytesReceived: r?.bytesReceived ?? 0,
+      bytesPerSecond,
+      proofs: this.proofs ? { inFlight: this.proofs.counts.inFlight, outcomes: { ...this.proofs.counts.outcomes } } : null,
       connected: r?.connected ?? false,
       reconnects: r?.reconnects ?? 0,
       stalls: r?.stalls ?? 0,
@@ -369,6 +438,7 @@ export class Indexer {
   }
 
   private intake(frame: Uint8Array): void {
+    if (this.relay instanceof JetstreamSubscription) return this.intakeJetstream(frame, this.relay)
     this.status.framesReceived++
     let evt: FirehoseEvent
     try {
@@ -411,13 +481,7 @@ export class Indexer {
           this.queues.push(evt.did, { event: evt, mark: this.checkpoint.marks.open(evt.seq), bytes: 256 })
           return
         }
-        if (evt.type === 'identity') {
-          // Not a repo whose chain we follow: forget its key and document, nothing to compare.
-          this.keys.forget(evt.did)
-          void this.opts.idResolver.did.cache?.clearEntry(evt.did).catch(() => {})
-          this.direct(evt.seq, [{ kind: 'identity', did: evt.did, seq: evt.seq }])
-          return
-        }
+        if (evt.type === 'identity') return this.untrackedIdentity(evt)
         const out: Effect[] = []
         if (evt.active || evt.status === undefined || (evt.status !== 'desynchronized' && evt.status !== 'throttled')) {
           out.push({ kind: 'account', did: evt.did, active: evt.active, status: evt.status, seq: evt.seq })
@@ -432,6 +496,80 @@ export class Indexer {
       case 'other':
         if (evt.seq !== undefined) this.seen(evt.seq)
         return
+    }
+  }
+
+  /** Not a repo whose chain we follow: forget its key and document, nothing to compare. */
+  private untrackedIdentity(evt: IdentityEvent): void {
+    this.keys.forget(evt.did)
+    void this.opts.idResolver.did.cache?.clearEntry(evt.did).catch(() => {})
+    this.direct(evt.seq, [{ kind: 'identity', did: evt.did, seq: evt.seq }])
+  }
+
+  /** A Jetstream message's stream position: its time_us, never below one already read. */
+  private position(timeUs: number): number {
+    const pos = Math.max(timeUs, this.lastSeq ?? 0)
+    this.lastSeq = pos
+    return pos
+  }
+
+  private intakeJetstream(frame: Uint8Array, source: JetstreamSubscription): void {
+    this.status.framesReceived++
+    let msg: JetstreamMessage
+    try {
+      msg = decodeJetstreamMessage(Buffer.from(frame.buffer, frame.byteOffset, frame.byteLength).toString('utf8'), source.version)
+    } catch (err) {
+      const e = err instanceof JetstreamMessageError ? err : new JetstreamMessageError('bad-json', String(err))
+      bump(this.status.malformed, e.reason)
+      this.opts.log.warn({ reason: e.reason, timeUs: e.timeUs, err: e.message }, 'malformed Jetstream message skipped')
+      if (e.timeUs !== undefined) this.checkpoint.marks.seen(this.position(e.timeUs))
+      return
+    }
+    switch (msg.type) {
+      case 'problem':
+        this.problem(msg.name, msg.message)
+        if (msg.fatal) source.reportError(msg.name, msg.message)
+        return
+      case 'other':
+        if (msg.timeUs !== undefined) this.checkpoint.marks.seen(this.position(msg.timeUs))
+        return
+      case 'commit': {
+        const seq = this.position(msg.timeUs)
+        this.status.lastEventTime = new Date(Math.floor(msg.timeUs / 1000)).toISOString()
+        if (!msg.collection.startsWith(CHIVE_PREFIX)) {
+          this.checkpoint.marks.seen(seq)
+          return
+        }
+        const { did, rev, operation, collection, rkey, cid } = msg
+        this.queues.push(did, { event: { type: 'jetstream-commit', seq, did, rev, operation, collection, rkey, cid }, mark: this.checkpoint.marks.open(seq), bytes: 512 })
+        return
+      }
+      case 'identity': {
+        const seq = this.position(msg.timeUs)
+        const evt: IdentityEvent = { type: 'identity', seq, did: msg.did }
+        if (this.tracked.mayBeTracked(msg.did) || this.queues.has(msg.did)) {
+          this.queues.push(msg.did, { event: evt, mark: this.checkpoint.marks.open(seq), bytes: 256 })
+          return
+        }
+        return this.untrackedIdentity(evt)
+      }
+      case 'account': {
+        const seq = this.position(msg.timeUs)
+        // Jetstream sends every account's events, unsigned: only those of repos we hold records
+        // of are applied, as their own host states them (a forged takedown hides nothing).
+        if (this.tracked.mayBeTracked(msg.did) || this.queues.has(msg.did)) {
+          const event = { type: 'jetstream-account' as const, seq, did: msg.did, active: msg.active, status: msg.status }
+          this.queues.push(msg.did, { event, mark: this.checkpoint.marks.open(seq), bytes: 256 })
+          return
+        }
+        this.checkpoint.marks.seen(seq)
+        return
+      }
+      case 'sync': {
+        const seq = this.position(msg.timeUs)
+        this.queues.push(msg.did, { event: { type: 'jetstream-sync', seq, did: msg.did, rev: msg.rev }, mark: this.checkpoint.marks.open(seq), bytes: 256 })
+        return
+      }
     }
   }
 

@@ -18,6 +18,14 @@ export interface RelayOptions {
    */
   idleTimeoutMs?: number
   maxBackoffMs?: number
+  /** Where a connection goes, given the cursor: subscribeRepos on `url` unless told otherwise. */
+  endpoint?: (cursor: number | null) => { url: string; protocols?: string[] }
+  /** Text messages are the stream (Jetstream's JSON); otherwise only binary frames count. */
+  text?: boolean
+  /** The server refused the upgrade with this status and body (an XRPC error, say). */
+  onRejected?: (status: number, body: string) => void
+  /** A connection ended; `opened` says whether it had been established. */
+  onClosed?: (opened: boolean) => void
 }
 
 export interface RelayStatus {
@@ -29,6 +37,10 @@ export interface RelayStatus {
   nextRetryInMs: number | null
   /** Connections reopened because the relay went silent. */
   stalls: number
+  /** Bytes of messages received (frames' payloads), over every connection. */
+  bytesReceived: number
+  /** The URL of the current (or last) connection. */
+  url: string | null
 }
 
 const MAX_FRAME_BYTES = 8 * 1024 * 1024
@@ -46,8 +58,10 @@ export class RelaySubscription {
     lastDisconnectReason: null,
     nextRetryInMs: null,
     stalls: 0,
+    bytesReceived: 0,
+    url: null,
   }
-  private readonly opts: Required<RelayOptions>
+  private readonly opts: Required<Omit<RelayOptions, 'endpoint' | 'onRejected' | 'onClosed'>> & Pick<RelayOptions, 'endpoint' | 'onRejected' | 'onClosed'>
   private queue: Uint8Array[] = []
   private waiter: ((frame: Uint8Array | null) => void) | null = null
   private ws: WebSocket | null = null
@@ -60,7 +74,7 @@ export class RelaySubscription {
   private lastFrameAt = 0
 
   constructor(opts: RelayOptions) {
-    this.opts = { highWater: 500, lowWater: 100, heartbeatMs: 30_000, idleTimeoutMs: 120_000, maxBackoffMs: 30_000, ...opts }
+    this.opts = { highWater: 500, lowWater: 100, heartbeatMs: 30_000, idleTimeoutMs: 120_000, maxBackoffMs: 30_000, text: false, ...opts }
   }
 
   start(): void {
@@ -115,11 +129,33 @@ export class RelaySubscription {
     if (this.stopped) return
     this.status.nextRetryInMs = null
     const cursor = this.opts.getCursor()
-    const url = `${this.opts.url}/xrpc/com.atproto.sync.subscribeRepos${cursor === null ? '' : `?cursor=${cursor}`}`
-    const ws = new WebSocket(url, { maxPayload: MAX_FRAME_BYTES, handshakeTimeout: 15_000 })
+    const target = this.opts.endpoint?.(cursor) ?? {
+      url: `${this.opts.url}/xrpc/com.atproto.sync.subscribeRepos${cursor === null ? '' : `?cursor=${cursor}`}`,
+    }
+    const ws = new WebSocket(target.url, target.protocols ?? [], { maxPayload: MAX_FRAME_BYTES, handshakeTimeout: 15_000 })
     this.ws = ws
+    this.status.url = target.url
     let alive = true
     let openedAt = 0
+    let refused: string | null = null
+    ws.on('unexpected-response', (req, res) => {
+      // An XRPC error before the upgrade (Jetstream's CursorTooOld): its body says why.
+      const chunks: Buffer[] = []
+      let size = 0
+      res.on('data', (chunk: Buffer) => {
+        if (size < 4096) chunks.push(chunk)
+        size += chunk.length
+      })
+      const done = () => {
+        const body = Buffer.concat(chunks).toString('utf8').slice(0, 4096)
+        refused = `HTTP ${res.statusCode ?? 0}${body ? `: ${body}` : ''}`
+        this.opts.onRejected?.(res.statusCode ?? 0, body)
+        req.destroy()
+        ws.terminate()
+      }
+      res.once('end', done)
+      res.once('error', done)
+    })
     ws.on('open', () => {
       openedAt = Date.now()
       this.status.connected = true
@@ -151,7 +187,8 @@ export class RelaySubscription {
     ws.on('message', (data: Buffer, isBinary: boolean) => {
       alive = true
       this.lastFrameAt = Date.now()
-      if (!isBinary) return
+      this.status.bytesReceived += data.length
+      if (isBinary === this.opts.text) return
       if (this.waiter) {
         this.waiter(data)
         return
@@ -163,19 +200,21 @@ export class RelaySubscription {
       }
     })
     ws.on('error', (err: Error) => {
-      this.status.lastDisconnectReason = err.message
+      this.status.lastDisconnectReason = refused ?? err.message
     })
     ws.on('close', (code: number, reason: Buffer) => {
       if (this.ws !== ws) return
       this.ws = null
       this.status.connected = false
       this.stopHeartbeat()
-      if (code !== 1006 || !this.status.lastDisconnectReason) {
+      if (refused) this.status.lastDisconnectReason = refused
+      else if (code !== 1006 || !this.status.lastDisconnectReason) {
         this.status.lastDisconnectReason = `closed ${code}${reason.length ? `: ${reason.toString()}` : ''}`
       }
       // Unread frames are dropped: the next connection resumes from the last seq taken.
       this.queue = []
       this.paused = false
+      this.opts.onClosed?.(openedAt > 0)
       if (this.stopped) return
       // Only a connection that held for a while proves the relay healthy again; one that is
       // refused or closed right after an error frame keeps backing off.
@@ -190,7 +229,7 @@ export class RelaySubscription {
     const base = Math.min(this.opts.maxBackoffMs, 250 * 2 ** Math.min(this.failures - 1, 16))
     const delay = Math.round(base / 2 + (Math.random() * base) / 2)
     this.status.nextRetryInMs = delay
-    this.opts.log.warn({ url: this.opts.url, reason: this.status.lastDisconnectReason, retryInMs: delay }, 'relay disconnected')
+    this.opts.log.warn({ url: this.status.url ?? this.opts.url, reason: this.status.lastDisconnectReason, retryInMs: delay }, 'relay disconnected')
     this.retryTimer = setTimeout(() => this.connect(), delay)
   }
 

@@ -27,13 +27,53 @@ import { recordEffect } from './record.ts'
 import { verifyAtcuteCommitSignature, type PublicKey } from './signature.ts'
 import type { HeldRepo, TrackedRepos } from './tracked.ts'
 import { bump } from './counts.ts'
+import { TransientError } from '../transient.ts'
+import type { RecordProof, RecordProofs } from './record-proof.ts'
 
 /** A deferred signature check of a tracked repo's latest commit. */
 export interface SignatureCheck {
   type: 'signature-check'
 }
 
-export type RepoEvent = CommitEvent | SyncEvent | IdentityEvent | AccountEvent | SignatureCheck
+/** A Jetstream commit event: a claim of one op, proven from the repo's host before it counts. */
+export interface JetstreamCommitEvent {
+  type: 'jetstream-commit'
+  /** The event's stream position (its time_us, never below an earlier one's). */
+  seq: number
+  did: string
+  rev: string
+  operation: 'create' | 'update' | 'delete'
+  collection: string
+  rkey: string
+  cid: string | null
+}
+
+/** A Jetstream account event of a repo we track: applied as its host states it. */
+export interface JetstreamAccountEvent {
+  type: 'jetstream-account'
+  seq: number
+  did: string
+  active: boolean
+  status: string | undefined
+}
+
+/** Jetstream v2's `#sync`: the repo was reset; a repo we hold records of is resynced. */
+export interface JetstreamSyncEvent {
+  type: 'jetstream-sync'
+  seq: number
+  did: string
+  rev: string
+}
+
+export type RepoEvent =
+  | CommitEvent
+  | SyncEvent
+  | IdentityEvent
+  | AccountEvent
+  | SignatureCheck
+  | JetstreamCommitEvent
+  | JetstreamAccountEvent
+  | JetstreamSyncEvent
 
 export interface RepoEventCounts {
   staleIgnored: number
@@ -53,7 +93,12 @@ export interface RepoEventsOptions {
   latestRecordRev: (did: string) => Promise<string | null>
   /** Told when a tracked repo has a commit whose signature is still to be checked. */
   onUnsigned: (did: string) => void
+  /** Record proofs from repos' hosts: the Jetstream mode's verification. */
+  proofs?: RecordProofs | undefined
 }
+
+/** Retries of a Jetstream event whose rev its host does not have, before it is called forged. */
+const BEHIND_ATTEMPTS = 3
 
 const collectionOf = (path: string): string => {
   const slash = path.indexOf('/')
@@ -97,6 +142,15 @@ export class RepoEvents {
         break
       case 'signature-check':
         await this.signatureCheck(did, out)
+        break
+      case 'jetstream-commit':
+        await this.jetstreamCommit(evt, out)
+        break
+      case 'jetstream-account':
+        await this.jetstreamAccount(evt, out)
+        break
+      case 'jetstream-sync':
+        await this.jetstreamSync(evt, out)
         break
     }
     return out
@@ -282,6 +336,116 @@ export class RepoEvents {
     // that keeps failing hands the repo to a resync after INGEST_PARK_MAX_MS.
     const after = this.opts.keys.now(evt.did)
     if (after.alg !== before.alg || !Buffer.from(after.bytes).equals(Buffer.from(before.bytes))) this.resync(evt.did, 'the signing key changed', out)
+  }
+
+  private rejectClaim(evt: JetstreamCommitEvent, reason: string, detail: string, out: Effect[]): void {
+    bump(this.opts.counts.rejected, reason)
+    const uri = `at://${evt.did}/${evt.collection}/${evt.rkey}`
+    this.opts.log.warn({ uri, rev: evt.rev, operation: evt.operation, reason, detail }, 'Jetstream event rejected')
+    out.push({ kind: 'rejection', uri, collection: evt.collection, repo: evt.did, rev: evt.rev, cid: evt.cid ?? undefined, seq: evt.seq, reason, detail, record: undefined })
+  }
+
+  private proofs(): RecordProofs {
+    if (!this.opts.proofs) throw new Error('a Jetstream event without record proofs configured')
+    return this.opts.proofs
+  }
+
+  private outcome(name: string): void {
+    bump(this.proofs().counts.outcomes, name)
+  }
+
+  /** Attempts of a Jetstream event whose rev its host did not have yet, kept across retries. */
+  private readonly behind = new WeakMap<JetstreamCommitEvent, number>()
+
+  /**
+   * A Jetstream commit counts only as its host's signed tree shows it. At the event's rev the
+   * tree must hold exactly what the event claims (the CID for a write, nothing for a delete), or
+   * the event is forged. A host already past the event's rev shows newer truth, which is what is
+   * applied (at the proof's rev, through the record rev guard), never the event's older claim.
+   * The event's record body is never read: the record indexed is the proven block.
+   */
+  private async jetstreamCommit(evt: JetstreamCommitEvent, out: Effect[]): Promise<void> {
+    if (!evt.collection.startsWith(CHIVE_PREFIX)) return
+    if (!isRepoDid(evt.did)) return this.rejectClaim(evt, 'unsupported-did', `${evt.did}: repos are did:plc or did:web`, out)
+    if (revMicros(evt.rev) / 1000 > Date.now() + MAX_FUTURE_MS) return this.rejectClaim(evt, 'future-rev', `rev ${evt.rev} is more than 5 minutes ahead`, out)
+    const proof = await this.proofs().prove(evt.did, evt.collection, evt.rkey)
+    if (proof === 'no-proof') {
+      // The host says "not found" without showing it: a whole-repo sync settles it.
+      this.outcome('no-proof')
+      this.resync(evt.did, `${evt.collection}/${evt.rkey}: the host answered RecordNotFound without a proof`, out)
+      return
+    }
+    const path = `${evt.collection}/${evt.rkey}`
+    if (proof.rev < evt.rev) {
+      const attempts = (this.behind.get(evt) ?? 0) + 1
+      this.behind.set(evt, attempts)
+      if (attempts < BEHIND_ATTEMPTS) throw new TransientError('host-behind', `${path}: the host is at ${proof.rev}, the event at ${evt.rev}`)
+      this.outcome('forged')
+      return this.rejectClaim(evt, 'jetstream-forged', `rev ${evt.rev} is not on the repo's host, which is at ${proof.rev}`, out)
+    }
+    if (proof.rev === evt.rev) {
+      const claimed = evt.operation === 'delete' ? null : evt.cid
+      const held = proof.found?.cid ?? null
+      if (claimed !== held) {
+        this.outcome('forged')
+        const shown = held === null ? 'proves the record absent' : `holds ${held}`
+        return this.rejectClaim(evt, 'jetstream-forged', `${evt.operation} of ${claimed ?? 'nothing'} at ${evt.rev}, but the signed tree ${shown}`, out)
+      }
+      this.outcome('proven')
+    } else {
+      this.outcome('superseded')
+    }
+    this.applyProof(evt, proof, out)
+  }
+
+  private applyProof(evt: JetstreamCommitEvent, proof: RecordProof, out: Effect[]): void {
+    const uri = `at://${evt.did}/${evt.collection}/${evt.rkey}`
+    const found = proof.found
+    if (!OUR_COLLECTIONS.has(evt.collection)) {
+      const action = found === null ? 'delete' : evt.operation === 'delete' ? 'update' : evt.operation
+      out.push({ kind: 'subject', uri, repo: evt.did, collection: evt.collection, rev: proof.rev, seq: evt.seq, action, cid: found?.cid ?? null })
+      return
+    }
+    const collection = evt.collection as Collection
+    if (found === null) {
+      out.push({ kind: 'delete', uri, collection, repo: evt.did, rev: proof.rev, seq: evt.seq })
+    } else {
+      const effect = recordEffect(this.opts.lexicons, { uri, repo: evt.did, collection, rev: proof.rev, seq: evt.seq, cid: found.cid }, found.record)
+      if (effect.kind === 'rejection') {
+        bump(this.opts.counts.rejected, effect.reason)
+        this.opts.log.warn({ uri, seq: evt.seq, reason: effect.reason, detail: effect.detail }, 'record rejected')
+      }
+      out.push(effect)
+    }
+    // The proof's commit is the repo's signed position: the repo is tracked from there.
+    const held = this.opts.tracked.peek(evt.did)
+    if (!held) this.opts.tracked.track(evt.did, { rev: proof.rev, dataCid: proof.data, status: 'synced', unsigned: null })
+    else if (held.rev < proof.rev) {
+      held.rev = proof.rev
+      held.dataCid = proof.data
+    } else return
+    out.push({ kind: 'repo', did: evt.did, rev: proof.rev, dataCid: proof.data })
+  }
+
+  /** Jetstream's account events are unsigned: the account's own host says what its state is. */
+  private async jetstreamAccount(evt: JetstreamAccountEvent, out: Effect[]): Promise<void> {
+    const host = await this.proofs().hostStatus(evt.did)
+    if (host.active !== evt.active || host.status !== evt.status) {
+      this.outcome('account-corrected')
+      this.opts.log.warn({ did: evt.did, event: { active: evt.active, status: evt.status }, host }, 'Jetstream account event differs from the host; the host is applied')
+    }
+    this.account({ type: 'account', seq: evt.seq, did: evt.did, active: host.active, status: host.status }, out)
+  }
+
+  private async jetstreamSync(evt: JetstreamSyncEvent, out: Effect[]): Promise<void> {
+    if (!isRepoDid(evt.did)) return
+    const held = await this.opts.tracked.get(evt.did)
+    if (held && evt.rev <= held.rev) return
+    if (!held) {
+      const latest = await this.opts.latestRecordRev(evt.did)
+      if (latest === null || evt.rev <= latest) return
+    }
+    this.resync(evt.did, `#sync moved the repo to ${evt.rev}`, out)
   }
 
   private account(evt: AccountEvent, out: Effect[]): void {

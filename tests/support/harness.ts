@@ -139,6 +139,7 @@ export const testConfig = (schema: string, overrides: Partial<Config> = {}): Con
   embeddedPgPort: 0,
   relayUrl: normaliseRelayUrl(pdsUrl()),
   startCursor: 0,
+  jetstream: undefined,
   plcUrl: inject('plcUrl'),
   port: 0,
   host: '127.0.0.1',

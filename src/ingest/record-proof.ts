@@ -1,0 +1,119 @@
+/**
+ * Proofs of single records from their repo's own host, for a source that signs nothing
+ * (Jetstream): `com.atproto.sync.getRecord` answers with a CAR holding the repo's signed commit
+ * and the MST path to the record, or to where it would be (a proof of absence).
+ *
+ * The invariant kept here: **a host's answer is never a verdict on the event.** A host that
+ * cannot be reached, answers an error, or sends a proof that does not hold (a key rotation in
+ * flight, a broken host) throws a TransientError, so the repo is parked and retried, and past
+ * INGEST_PARK_MAX_MS handed to a resync. Only a proof that holds is compared with the event.
+ */
+import type { IdResolver } from '@atproto/identity'
+import { resolvePds } from '../identity.ts'
+import { TransientError } from '../transient.ts'
+import { ChainError, openCar, provePath, type OpenedCommit } from './chain.ts'
+import type { RepoKeys } from './keys.ts'
+import { verifyAtcuteCommitSignature } from './signature.ts'
+import { xrpcGet, type Fetch } from './subject.ts'
+
+export interface RecordProof {
+  /** The rev of the signed commit the proof hangs from: the repo as its host has it now. */
+  rev: string
+  /** The MST root that commit signs. */
+  data: string
+  /** The record at the path in that tree, or null when the tree proves it absent. */
+  found: { cid: string; record: Uint8Array } | null
+}
+
+/** What the repo's host says of the account (`com.atproto.sync.getRepoStatus`). */
+export interface HostStatus {
+  active: boolean
+  status: string | undefined
+}
+
+export interface ProofCounts {
+  inFlight: number
+  outcomes: Record<string, number>
+}
+
+export class RecordProofs {
+  readonly counts: ProofCounts = { inFlight: 0, outcomes: {} }
+  private readonly idResolver: IdResolver
+  private readonly keys: RepoKeys
+  private readonly fetch: Fetch
+
+  constructor(opts: { idResolver: IdResolver; keys: RepoKeys; fetch: Fetch }) {
+    this.idResolver = opts.idResolver
+    this.keys = opts.keys
+    this.fetch = opts.fetch
+  }
+
+  /** The repo's host, from its DID document; waiting for the document holds no slot (see keys.ts). */
+  private host(did: string): Promise<string> {
+    // The key's fetch caches the document; until it is held the repo waits, parked.
+    this.keys.now(did)
+    return resolvePds(this.idResolver, did)
+  }
+
+  /**
+   * The record's proof from its host; `'no-proof'` when the host states the record is not found
+   * without a CAR to show it (some hosts do): only a whole-repo sync can settle that.
+   */
+  async prove(did: string, collection: string, rkey: string): Promise<RecordProof | 'no-proof'> {
+    const pds = await this.host(did)
+    const url = new URL('/xrpc/com.atproto.sync.getRecord', pds)
+    url.searchParams.set('did', did)
+    url.searchParams.set('collection', collection)
+    url.searchParams.set('rkey', rkey)
+    this.counts.inFlight++
+    let answer
+    try {
+      answer = await xrpcGet(this.fetch, url)
+    } finally {
+      this.counts.inFlight--
+    }
+    if (!answer.ok) {
+      // The host's word, not a proof: nothing is applied on it.
+      if (answer.error === 'RecordNotFound') return 'no-proof'
+      throw new TransientError('proof-unavailable', `${url.host} answered ${answer.status} ${answer.error}`.trim())
+    }
+    let opened: OpenedCommit
+    let found: RecordProof['found']
+    try {
+      opened = openCar(answer.body, did)
+      found = await provePath(opened, `${collection}/${rkey}`)
+    } catch (err) {
+      if (!(err instanceof ChainError)) throw err
+      throw new TransientError('bad-proof', `${url.host}: ${err.reason}: ${err.message}`)
+    }
+    if (!(await this.signed(did, opened.signed))) throw new TransientError('bad-proof', `${url.host}: the proof's commit signature does not verify`)
+    return { rev: opened.rev, data: opened.data, found }
+  }
+
+  private async signed(did: string, signed: Record<string, unknown>): Promise<boolean> {
+    if (verifyAtcuteCommitSignature(signed, this.keys.now(did))) return true
+    if (!this.keys.mayRefresh(did)) return false
+    return verifyAtcuteCommitSignature(signed, await this.keys.get(did, true))
+  }
+
+  /** The account's state as its own host reports it; an unknown repo is a deleted account. */
+  async hostStatus(did: string): Promise<HostStatus> {
+    const pds = await this.host(did)
+    const url = new URL('/xrpc/com.atproto.sync.getRepoStatus', pds)
+    url.searchParams.set('did', did)
+    const answer = await xrpcGet(this.fetch, url)
+    if (!answer.ok) {
+      if (answer.error === 'RepoNotFound') return { active: false, status: 'deleted' }
+      throw new TransientError('status-unavailable', `${url.host} answered ${answer.status} ${answer.error}`.trim())
+    }
+    let body: unknown
+    try {
+      body = JSON.parse(new TextDecoder().decode(answer.body))
+    } catch {
+      throw new TransientError('status-unavailable', `${url.host}: getRepoStatus is not JSON`)
+    }
+    const b = body as { did?: unknown; active?: unknown; status?: unknown }
+    if (b.did !== did || typeof b.active !== 'boolean') throw new TransientError('status-unavailable', `${url.host}: getRepoStatus is not about ${did}`)
+    return { active: b.active, status: typeof b.status === 'string' ? b.status : undefined }
+  }
+}
