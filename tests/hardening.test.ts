@@ -6,20 +6,9 @@ import { commitBody, frame } from './support/frames.ts'
 import { createUser, pdsUrl, startHarness, waitFor, type Harness, type User, rewindCursor } from './support/harness.ts'
 import { captureFrames, startReplayRelay, touches, type ReplayRelay } from './support/replay-relay.ts'
 import { views } from './support/views.ts'
+import { revAt } from './support/tid.ts'
 
 const pathOf = (uri: string) => uri.split('/').slice(3).join('/')
-
-/** A TID rev for a moment `ms` from now. */
-const revAt = (ms: number): string => {
-  const chars = '234567abcdefghijklmnopqrstuvwxyz'
-  let v = (BigInt(Date.now() + ms) * 1000n) << 10n
-  let out = ''
-  for (let i = 0; i < 13; i++) {
-    out = chars[Number(v & 31n)] + out
-    v >>= 5n
-  }
-  return out
-}
 
 interface Health {
   cursor: number | null

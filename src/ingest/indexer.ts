@@ -521,8 +521,8 @@ export class Indexer {
     } catch (err) {
       const e = err instanceof JetstreamMessageError ? err : new JetstreamMessageError('bad-json', String(err))
       bump(this.status.malformed, e.reason)
-      this.opts.log.warn({ reason: e.reason, timeUs: e.timeUs, err: e.message }, 'malformed Jetstream message skipped')
-      if (e.timeUs !== undefined) this.checkpoint.marks.seen(this.position(e.timeUs))
+      this.opts.log.warn({ reason: e.reason, timeUs: e.seq, err: e.message }, 'malformed Jetstream message skipped')
+      if (e.seq !== undefined) this.checkpoint.marks.seen(this.position(e.seq))
       return
     }
     switch (msg.type) {

@@ -3,6 +3,7 @@
  * over the `xrpc.v1.json` subprotocol), read into one shape. Nothing in them is signed: a commit
  * event is only a claim of what changed, to be proven from the repo's host (record-proof.ts).
  */
+import { FrameError as JetstreamMessageError } from './frame.ts'
 
 export type JetstreamVersion = 'v1' | 'v2'
 
@@ -58,15 +59,8 @@ export interface JetOther {
 
 export type JetstreamMessage = JetCommit | JetIdentity | JetAccount | JetSync | JetProblem | JetOther
 
-export class JetstreamMessageError extends Error {
-  readonly reason: string
-  readonly timeUs: number | undefined
-  constructor(reason: string, message: string, timeUs?: number) {
-    super(message)
-    this.reason = reason
-    this.timeUs = timeUs
-  }
-}
+/** A message that cannot be understood; its `seq` is the message's time_us when it had one. */
+export { JetstreamMessageError }
 
 const V2_PREFIX = 'network.bsky.jetstream.subscribeEvents#'
 const OPERATIONS: ReadonlySet<string> = new Set(['create', 'update', 'delete'])

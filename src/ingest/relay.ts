@@ -161,7 +161,7 @@ export class RelaySubscription {
       this.status.connected = true
       this.status.connects++
       this.status.lastConnectedAt = new Date().toISOString()
-      this.opts.log.info({ url: this.opts.url, cursor }, 'relay connected')
+      this.opts.log.info({ url: this.status.url ?? this.opts.url, cursor }, 'relay connected')
       this.stopHeartbeat()
       this.lastFrameAt = Date.now()
       this.idleCheck = setInterval(() => {
@@ -199,7 +199,9 @@ export class RelaySubscription {
         ws.pause()
       }
     })
+    let errored = false
     ws.on('error', (err: Error) => {
+      errored = true
       this.status.lastDisconnectReason = refused ?? err.message
     })
     ws.on('close', (code: number, reason: Buffer) => {
@@ -208,7 +210,8 @@ export class RelaySubscription {
       this.status.connected = false
       this.stopHeartbeat()
       if (refused) this.status.lastDisconnectReason = refused
-      else if (code !== 1006 || !this.status.lastDisconnectReason) {
+      // 1006 without an error of this connection's own: the peer went away without a close frame.
+      else if (code !== 1006 || !errored) {
         this.status.lastDisconnectReason = `closed ${code}${reason.length ? `: ${reason.toString()}` : ''}`
       }
       // Unread frames are dropped: the next connection resumes from the last seq taken.

@@ -29,6 +29,7 @@ import type { HeldRepo, TrackedRepos } from './tracked.ts'
 import { bump } from './counts.ts'
 import { TransientError } from '../transient.ts'
 import type { RecordProof, RecordProofs } from './record-proof.ts'
+import type { JetCommit } from './jetstream-event.ts'
 
 /** A deferred signature check of a tracked repo's latest commit. */
 export interface SignatureCheck {
@@ -36,16 +37,10 @@ export interface SignatureCheck {
 }
 
 /** A Jetstream commit event: a claim of one op, proven from the repo's host before it counts. */
-export interface JetstreamCommitEvent {
+export interface JetstreamCommitEvent extends Omit<JetCommit, 'type' | 'timeUs'> {
   type: 'jetstream-commit'
   /** The event's stream position (its time_us, never below an earlier one's). */
   seq: number
-  did: string
-  rev: string
-  operation: 'create' | 'update' | 'delete'
-  collection: string
-  rkey: string
-  cid: string | null
 }
 
 /** A Jetstream account event of a repo we track: applied as its host states it. */
@@ -342,7 +337,8 @@ export class RepoEvents {
     bump(this.opts.counts.rejected, reason)
     const uri = `at://${evt.did}/${evt.collection}/${evt.rkey}`
     this.opts.log.warn({ uri, rev: evt.rev, operation: evt.operation, reason, detail }, 'Jetstream event rejected')
-    out.push({ kind: 'rejection', uri, collection: evt.collection, repo: evt.did, rev: evt.rev, cid: evt.cid ?? undefined, seq: evt.seq, reason, detail, record: undefined })
+    // No rev: a rejected claim is no version of the record, so it must not displace the one served.
+    out.push({ kind: 'rejection', uri, collection: evt.collection, repo: evt.did, rev: undefined, cid: evt.cid ?? undefined, seq: evt.seq, reason, detail, record: undefined })
   }
 
   private proofs(): RecordProofs {
@@ -380,22 +376,30 @@ export class RepoEvents {
       const attempts = (this.behind.get(evt) ?? 0) + 1
       this.behind.set(evt, attempts)
       if (attempts < BEHIND_ATTEMPTS) throw new TransientError('host-behind', `${path}: the host is at ${proof.rev}, the event at ${evt.rev}`)
-      this.outcome('forged')
-      return this.rejectClaim(evt, 'jetstream-forged', `rev ${evt.rev} is not on the repo's host, which is at ${proof.rev}`, out)
+      return this.forged(evt, `rev ${evt.rev} is not on the repo's host, which is at ${proof.rev}`, out)
     }
     if (proof.rev === evt.rev) {
       const claimed = evt.operation === 'delete' ? null : evt.cid
       const held = proof.found?.cid ?? null
       if (claimed !== held) {
-        this.outcome('forged')
         const shown = held === null ? 'proves the record absent' : `holds ${held}`
-        return this.rejectClaim(evt, 'jetstream-forged', `${evt.operation} of ${claimed ?? 'nothing'} at ${evt.rev}, but the signed tree ${shown}`, out)
+        return this.forged(evt, `${evt.operation} of ${claimed ?? 'nothing'} at ${evt.rev}, but the signed tree ${shown}`, out)
       }
       this.outcome('proven')
     } else {
       this.outcome('superseded')
     }
     this.applyProof(evt, proof, out)
+  }
+
+  /**
+   * The event does not count. The instance may be hiding or bending more of this repo than one
+   * event: a whole-repo sync from the host (verified) settles what the repo holds.
+   */
+  private forged(evt: JetstreamCommitEvent, detail: string, out: Effect[]): void {
+    this.outcome('forged')
+    this.rejectClaim(evt, 'jetstream-forged', detail, out)
+    this.resync(evt.did, `a Jetstream event did not match its host's signed tree: ${detail}`, out)
   }
 
   private applyProof(evt: JetstreamCommitEvent, proof: RecordProof, out: Effect[]): void {
