@@ -4,6 +4,7 @@ import { startJetstreamStandIn, type JetstreamEvent, type JetstreamStandIn } fro
 import { startFaultProxy, startPlcFront } from './support/fault-proxy.ts'
 import { views } from './support/views.ts'
 import { revAt } from './support/tid.ts'
+import { ADMIN_PASSWORD, moderator } from './support/admin.ts'
 
 /**
  * Jetstream mode against a Jetstream stand-in that translates the real local PDS's firehose into
@@ -64,7 +65,7 @@ describe('Jetstream mode (v2 instance)', () => {
 
   beforeAll(async () => {
     js = await startJetstreamStandIn({ pdsUrl: pdsUrl(), v2: true })
-    h = await startHarness(jetstreamConfig([js.url]))
+    h = await startHarness(jetstreamConfig([js.url], { admin: { ...testConfig('x').admin, password: ADMIN_PASSWORD } }))
     await connected(h)
     v = views(h)
   })
@@ -141,6 +142,30 @@ describe('Jetstream mode (v2 instance)', () => {
     js.inject({ did: c.inviter.did, kind: 'account', account: { did: c.inviter.did, active: false, status: 'takendown', seq: 0, time: new Date().toISOString() } })
     await waitFor(async () => (await outcome(h, 'account-corrected')) > before, 'the account event to be checked with the host')
     expect((await v.inbox(c.invitee)).invites.some((i) => i.uri === c.invite.uri)).toBe(true)
+  })
+
+  it('shows the mode, the instance, the proofs and the bytes received to moderators', async () => {
+    await collaboration(h)
+    const status = await waitFor(async () => {
+      const s = await moderator(h).ok<{ mode: string; sourceUrl?: string; jetstreamVersion?: string; bytesPerSecond?: number; proofs?: { inFlight: number; outcomes: Record<string, number> } }>('getFirehoseStatus', {})
+      return (s.bytesPerSecond ?? 0) > 0 ? s : undefined
+    }, 'a byte rate in the status', 15_000)
+    expect(status.mode).toBe('jetstream')
+    expect(status.jetstreamVersion).toBe('v2')
+    expect(status.sourceUrl?.startsWith(`${js.url}/xrpc/network.bsky.jetstream.subscribeEvents`)).toBe(true)
+    expect(status.proofs?.inFlight).toBe(0)
+    expect(status.proofs?.outcomes.proven ?? 0).toBeGreaterThan(0)
+    const signIn = await fetch(new URL('/admin/sign-in', h.service.url), {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ name: 'moderator', password: ADMIN_PASSWORD }).toString(),
+      redirect: 'manual',
+    })
+    const cookie = (signIn.headers.get('set-cookie') ?? '').split(';')[0] as string
+    const page = await (await fetch(new URL('/admin/health', h.service.url), { headers: { cookie } })).text()
+    expect(page).toContain('Jetstream v2, every record proven by its host')
+    expect(page).toMatch(/Jetstream events by proof outcome<\/h4><dl><dt>[a-z]+<\/dt>/)
+    expect(page).toMatch(/Received<b>[\d.]+ (B|KB|MB)\/s<\/b>/)
   })
 
   it('counts a malformed message and goes on', async () => {

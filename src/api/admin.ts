@@ -141,6 +141,11 @@ export const firehoseStatus = async (ctx: ApiContext) => {
   const problems = counts(s.problems)
   return defined({
     relay: ctx.relayUrl,
+    mode: ctx.source.mode,
+    sourceUrl: str(s.sourceUrl),
+    jetstreamVersion: str(s.jetstreamVersion),
+    bytesPerSecond: num(s.bytesPerSecond),
+    proofs: typeof s.proofs === 'object' && s.proofs !== null ? s.proofs : undefined,
     cursor: state.cursor ?? undefined,
     cursorUpdatedAt: iso(state.updatedAt),
     statusAgeSeconds: ageSeconds,

@@ -357,18 +357,27 @@ const countList = (label: string, counts: Record<string, number> | undefined): H
     : html`<dl>${entries.map(([name, n]) => html`<dt>${name}</dt><dd>${n.toLocaleString('en')}</dd>`)}</dl>`}</div>`
 }
 
+/** A byte rate as an operator reads it. */
+const bytes = (n: number): string =>
+  n >= 1024 * 1024 ? `${(n / (1024 * 1024)).toFixed(1)} MB` : n >= 1024 ? `${(n / 1024).toFixed(1)} KB` : `${n} B`
+
 export const healthPanel = (s: Status, full: boolean): Html => {
   const verification = s.verification as Partial<VerifierStatus> | undefined
   const problems = Object.entries((s.problems ?? {}) as Record<string, { count?: number; message?: string; at?: string }>)
   const metric = (label: string, value: Html | string | number) => html`<div class="metric">${label}<b>${value}</b></div>`
+  const jetstream = s.mode === 'jetstream'
+  const proofs = s.proofs as { inFlight?: number; outcomes?: Record<string, number> } | undefined
   return html`<section class="card health" aria-labelledby="health-h">
 <div class="row"><h2 id="health-h" style="margin:0">Firehose health</h2>
 <span class="badge ${s.connected ? 'ok' : 'bad'}" id="connection">${s.connected ? 'Connected' : 'Not connected'}</span>
 ${!s.connected && s.lastDisconnectReason ? html`<span class="muted">last disconnect: ${s.lastDisconnectReason}</span>` : ''}
 ${full ? '' : html`<a href="/admin/health" style="margin-left:auto">All firehose details</a>`}</div>
 <div class="grid" style="margin-top:10px">
-${metric('Relay', html`<span class="mono">${s.relay}</span>`)}
-${metric('Cursor (seq)', s.cursor ?? '—')}
+${metric('Source', jetstream ? html`Jetstream${s.jetstreamVersion ? ` ${s.jetstreamVersion}` : ''}, every record proven by its host` : 'Relay firehose')}
+${metric(jetstream ? 'Instance' : 'Relay', html`<span class="mono">${s.sourceUrl ? s.sourceUrl.replace(/\?.*$/, '') : s.relay}</span>`)}
+${metric(jetstream ? 'Cursor (time_us)' : 'Cursor (seq)', s.cursor ?? '—')}
+${metric('Received', s.bytesPerSecond === undefined ? '—' : `${bytes(s.bytesPerSecond)}/s`)}
+${jetstream ? metric('Proofs in flight', proofs?.inFlight ?? 0) : ''}
 ${metric('Lag', s.lagSeconds === undefined ? '—' : `${s.lagSeconds} s`)}
 ${metric('Status age', s.statusAgeSeconds === undefined ? '—' : `${s.statusAgeSeconds} s`)}
 ${metric('Reconnects', s.reconnects ?? 0)}
@@ -377,7 +386,9 @@ ${metric('Relay problems', s.errors.problems)}
 ${metric('Verification queue', s.verificationQueue.oldestAgeSeconds === undefined ? s.verificationQueue.depth : `${s.verificationQueue.depth} (oldest ${s.verificationQueue.oldestAgeSeconds} s)`)}
 </div>
 <div class="charts">
-${minuteChart('Events per minute', '', s.history.map((p) => ({ minute: p.minute, value: p.events })), 'bars', full ? 170 : 110)}
+${jetstream
+  ? ''
+  : minuteChart('Events per minute', '', s.history.map((p) => ({ minute: p.minute, value: p.events })), 'bars', full ? 170 : 110)}
 ${minuteChart('Lag', ' s', s.history.map((p) => ({ minute: p.minute, value: p.lagSeconds })), 'line', full ? 170 : 110)}
 </div>
 ${full
@@ -392,6 +403,7 @@ ${full
 <div class="count-grid">
 ${countList('Malformed frames by reason', s.malformed)}
 ${countList('Rejected records by reason', s.rejected)}
+${jetstream ? countList('Jetstream events by proof outcome', proofs?.outcomes) : ''}
 ${countList('Subject proofs by outcome', verification?.outcomes)}
 ${countList('Proof retries by reason', verification?.retries)}
 <div class="counts" role="group" aria-label="Proof fetches"><h4>Proof fetches</h4><dl>

@@ -324,6 +324,7 @@ export class Indexer {
           idleTimeoutMs: this.opts.relayIdleTimeoutMs,
           maxBackoffMs: this.opts.relayMaxBackoffMs,
         })
+    this.byteSamples = [[Date.now(), 0]]
     this.relay.start()
     this.sweeper = setInterval(() => this.sweep(), 1000)
     this.done = this.loop()
@@ -392,9 +393,10 @@ export class Indexer {
 
   snapshotStatus(): IndexerStatus {
     const r = this.relay?.status
+    // From the oldest sample (up to ten seconds back) to now, so a burst counts at once.
     const first = this.byteSamples[0]
-    const last = this.byteSamples[this.byteSamples.length - 1]
-    const bytesPerSecond = first && last && last[0] > first[0] ? Math.round(((last[1] - first[1]) * 1000) / (last[0] - first[0])) : 0
+    const now = Date.now()
+    const bytesPerSecond = first && now > first[0] ? Math.round((((r?.bytesReceived ?? 0) - first[1]) * 1000) / (now - first[0])) : 0
     return {
       ...this.status,
       sourceUrl: r?.url ?? null,
