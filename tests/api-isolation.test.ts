@@ -55,6 +55,22 @@ describe('the API cannot starve ingest', () => {
     await expect(h.service.pool.query('SELECT pg_sleep(0.5)')).resolves.toBeDefined()
   })
 
+  it('answers a query cancelled by the statement timeout with 503, not 500', async () => {
+    // A lock held by the ingest side makes the API's read wait past its 300 ms limit.
+    const client = await h.service.pool.connect()
+    try {
+      await client.query('BEGIN')
+      await client.query('LOCK TABLE acceptance, invite IN ACCESS EXCLUSIVE MODE')
+      const res = await h.get<{ error: string; message: string }>(LIST_COLLABORATORS, { subjectUri: `at://${owner.did}/pub.chive.graph.node/x` })
+      expect(res.status).toBe(503)
+      expect(res.body.error).toBe('ServiceUnavailable')
+      expect(res.body.message).toMatch(/took longer than 300 ms/)
+    } finally {
+      await client.query('ROLLBACK')
+      client.release()
+    }
+  })
+
   it('reads the database for _health and /metrics about once a second, however often they are asked', async () => {
     const spy = vi.spyOn(h.service.apiPool, 'query')
     try {

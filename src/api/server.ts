@@ -23,6 +23,8 @@ export interface ApiLimits {
   maxHeaderBytes: number
   /** Take the client address from X-Forwarded-For (only behind a proxy that sets it). */
   trustProxy: TrustProxy
+  /** API queries running longer are cancelled by Postgres (the pool sets it); named in the 503. */
+  statementTimeoutMs: number
 }
 
 export interface ApiOptions {
@@ -142,6 +144,13 @@ export const createApi = (ctx: ApiContext, log: Logger, { limits, metrics }: Api
     }
     if (isDatabaseUnavailable(err)) {
       return reply.status(503).send(xrpcError('ServiceUnavailable', 'the database is unavailable'))
+    }
+    if ((err as { code?: unknown }).code === '57014') {
+      // Cancelled by the API's statement_timeout: the database is busy, not the request wrong.
+      return reply
+        .status(503)
+        .header('retry-after', '1')
+        .send(xrpcError('ServiceUnavailable', `the query took longer than ${limits.statementTimeoutMs} ms; try again`))
     }
     const status = (err as { statusCode?: number }).statusCode
     if (typeof status === 'number' && status >= 400 && status < 500) {
