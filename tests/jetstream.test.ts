@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
-import { createUser, pdsUrl, startHarness, testConfig, waitFor, type Harness, type Ref, type User } from './support/harness.ts'
-import { startJetstreamStandIn, type JetstreamEvent, type JetstreamStandIn } from './support/jetstream.ts'
+import { adminAgent, createUser, pdsUrl, startHarness, testConfig, waitFor, type Harness, type Ref, type User } from './support/harness.ts'
+import { startJetstreamStandIn, type JetstreamCommitEvent, type JetstreamStandIn } from './support/jetstream.ts'
 import { startFaultProxy, startPlcFront } from './support/fault-proxy.ts'
 import { views } from './support/views.ts'
 import { revAt } from './support/tid.ts'
@@ -37,6 +37,8 @@ const jetstreamConfig = (urls: string[], extra: Record<string, unknown> = {}) =>
   startCursor: undefined,
   ...extra,
 })
+
+type JetstreamCommitRecord = NonNullable<JetstreamCommitEvent['commit']['record']>
 
 const health = async (h: Harness): Promise<Health> => (await h.get<Health>('_health')).body
 /** A live tail starts where the stream is when it connects: writes before that are not its to see. */
@@ -96,21 +98,40 @@ describe('Jetstream mode (v2 instance)', () => {
     expect(metrics).toMatch(/^chive_indexer_source_bytes_received_total [1-9]\d*$/m)
   })
 
-  it('rejects an event whose CID the signed tree does not hold, and gets the real record from a resync', async () => {
-    const [inviter, invitee] = await Promise.all([createUser('jforger'), createUser('jvictim')])
+  it('rejects an event whose record is not its CID\'s content, and lists the invite as the host holds it', async () => {
+    const [inviter, invitee] = await Promise.all([createUser('jcontent'), createUser('jreader')])
     const subject = await inviter.node('forged upon')
-    await waitFor(async () => (await outcome(h, 'proven')) > 0, 'the subject to be proven')
     const before = await rejected(h, 'jetstream-forged')
     const forged = js.tamper(
       (e) => e.kind === 'commit' && e.did === inviter.did && e.commit.collection === 'pub.chive.collaboration.invite',
-      (e) => (e.kind === 'commit' ? { ...e, commit: { ...e.commit, cid: subject.cid, record: { ...e.commit.record, role: 'owner' } } } : e),
+      (e) => (e.kind === 'commit' ? { ...e, commit: { ...e.commit, record: { ...e.commit.record, role: 'owner' } } } : e),
+    )
+    const invite = await inviter.invite(subject, invitee)
+    await forged
+    await waitFor(async () => (await rejected(h, 'jetstream-forged')) > before, 'the altered record to be rejected')
+    const listed = await v.waitForState(invitee, invite.uri, 'pending')
+    expect(listed.role).toBe('collaborator')
+  })
+
+  it('rejects a self-consistent forgery (record and CID rewritten together) on the host\'s proof', async () => {
+    const [inviter, invitee] = await Promise.all([createUser('jforger'), createUser('jvictim')])
+    const subject = await inviter.node('forged upon')
+    const before = await rejected(h, 'jetstream-forged')
+    const proofsBefore = await outcome(h, 'forged')
+    // Another invite's record and CID: a valid pair, just not what this path holds.
+    const decoy = await inviter.invite(subject, await createUser('jdecoy'))
+    const decoyRecord = (await inviter.agent.com.atproto.repo.getRecord({ repo: inviter.did, collection: collectionOf(decoy), rkey: rkeyOf(decoy) })).data.value
+    const forged = js.tamper(
+      (e) => e.kind === 'commit' && e.did === inviter.did && e.commit.collection === 'pub.chive.collaboration.invite' && e.commit.rkey !== rkeyOf(decoy),
+      (e) => (e.kind === 'commit' ? { ...e, commit: { ...e.commit, cid: decoy.cid, record: decoyRecord as JetstreamCommitRecord } } : e),
     )
     const invite = await inviter.invite(subject, invitee)
     await forged
     await waitFor(async () => (await rejected(h, 'jetstream-forged')) > before, 'the forged event to be rejected')
-    // The host's signed repo has the real invite: a resync brings it, with its real CID and role.
+    expect(await outcome(h, 'forged')).toBeGreaterThan(proofsBefore)
+    // The host's signed repo has the real invite: a resync brings it, with its real CID.
     const listed = await v.waitForState(invitee, invite.uri, 'pending')
-    expect(listed.role).toBe('collaborator')
+    expect(listed.invitee).toBe(invitee.did)
     const rows = await h.service.pool.query<{ cid: string }>('SELECT cid FROM invite WHERE uri = $1', [invite.uri])
     expect(rows.rows[0]?.cid).toBe(invite.cid)
   })
@@ -134,6 +155,24 @@ describe('Jetstream mode (v2 instance)', () => {
     // The stream went on: a later genuine write is indexed.
     const next = await c.inviter.invite(c.subject, await createUser('jlater'))
     await waitFor(async () => (await h.service.pool.query('SELECT 1 FROM invite WHERE uri = $1', [next.uri])).rowCount === 1, 'a later invite to be indexed')
+  })
+
+  it('follows the firehose path\'s flows: a takedown hides, a reinstatement shows, the inviter\'s delete rejects the invite', async () => {
+    const c = await collaboration(h)
+    const takedown = (applied: boolean) =>
+      adminAgent().com.atproto.admin.updateSubjectStatus({
+        subject: { $type: 'com.atproto.admin.defs#repoRef', did: c.inviter.did },
+        takedown: { applied, ref: applied ? 'jetstream-takedown' : undefined },
+      })
+    await takedown(true)
+    await waitFor(async () => (await v.find(c.invitee, c.invite.uri)) === undefined, 'the taken-down inviter\'s invite to be hidden')
+    expect(await v.collaborators(c.subject.uri)).toEqual([])
+    await takedown(false)
+    await v.waitForState(c.invitee, c.invite.uri, 'accepted')
+    await c.inviter.delete(c.invite.uri)
+    // As on the firehose path: an invite its inviter deleted shows as rejected, and counts no more.
+    await v.waitForState(c.invitee, c.invite.uri, 'rejected')
+    expect(await v.collaborators(c.subject.uri)).toEqual([])
   })
 
   it('applies an account event as the host states it: a forged takedown hides nothing', async () => {
@@ -275,5 +314,3 @@ describe('Jetstream mode: instances, hosts and cursors', () => {
     }
   })
 })
-
-export type { JetstreamEvent }

@@ -542,8 +542,9 @@ export class Indexer {
           this.checkpoint.marks.seen(seq)
           return
         }
-        const { did, rev, operation, collection, rkey, cid } = msg
-        this.queues.push(did, { event: { type: 'jetstream-commit', seq, did, rev, operation, collection, rkey, cid }, mark: this.checkpoint.marks.open(seq), bytes: 512 })
+        const { did, rev, operation, collection, rkey, cid, record } = msg
+        const event = { type: 'jetstream-commit' as const, seq, did, rev, operation, collection, rkey, cid, record }
+        this.queues.push(did, { event, mark: this.checkpoint.marks.open(seq), bytes: frame.length + 256 })
         return
       }
       case 'identity': {

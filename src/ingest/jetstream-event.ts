@@ -18,6 +18,8 @@ export interface JetCommit {
   rkey: string
   /** The record's CID as the event claims it; null for deletes. */
   cid: string | null
+  /** The record as the event claims it (ATProto JSON), undefined for deletes or when absent. */
+  record: unknown
 }
 
 export interface JetIdentity {
@@ -86,7 +88,8 @@ const readCommit = (did: string, timeUs: number, c: Obj): JetCommit => {
     throw new JetstreamMessageError('bad-commit', 'commit event lacks rev, operation, collection or rkey', timeUs)
   }
   if (operation !== 'delete' && !str(cid)) throw new JetstreamMessageError('bad-commit', `${operation} without a cid`, timeUs)
-  return { type: 'commit', timeUs, did, rev, operation: operation as JetCommit['operation'], collection, rkey, cid: operation === 'delete' ? null : (cid as string) }
+  const isDelete = operation === 'delete'
+  return { type: 'commit', timeUs, did, rev, operation: operation as JetCommit['operation'], collection, rkey, cid: isDelete ? null : (cid as string), record: isDelete ? undefined : c.record }
 }
 
 const readAccount = (did: string, timeUs: number, a: Obj): JetAccount => {

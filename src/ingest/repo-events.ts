@@ -18,6 +18,8 @@ import type { IdResolver } from '@atproto/identity'
 import type { Lexicons } from '@atproto/lexicon'
 import * as CBOR from '@atcute/cbor'
 import { fromUint8Array } from '@atcute/car'
+import { cidForLex } from '@atproto/lex-cbor'
+import { jsonToLex, type JsonValue } from '@atproto/lex-json'
 import type { Logger } from '../log.ts'
 import { CHIVE_PREFIX, OUR_COLLECTIONS, type Collection, type Effect } from '../db/effects.ts'
 import { ChainError, invertOps, openCommit, proveOps } from './chain.ts'
@@ -364,6 +366,11 @@ export class RepoEvents {
     if (!evt.collection.startsWith(CHIVE_PREFIX)) return
     if (!isRepoDid(evt.did)) return this.rejectClaim(evt, 'unsupported-did', `${evt.did}: repos are did:plc or did:web`, out)
     if (revMicros(evt.rev) / 1000 > Date.now() + MAX_FUTURE_MS) return this.rejectClaim(evt, 'future-rev', `rev ${evt.rev} is more than 5 minutes ahead`, out)
+    // The claimed record must be the claimed CID's content: an instance that rewrote one and
+    // not the other is caught without asking the host.
+    if (evt.cid !== null && evt.record !== undefined && (await contentCid(evt.record)) !== evt.cid) {
+      return this.forged(evt, `the event's record is not the content of its CID ${evt.cid}`, out)
+    }
     const proof = await this.proofs().prove(evt.did, evt.collection, evt.rkey)
     if (proof === 'no-proof') {
       // The host says "not found" without showing it: a whole-repo sync settles it.
@@ -463,6 +470,15 @@ export class RepoEvents {
 }
 
 type Obj = Record<string, unknown>
+
+/** The CID of a record given in ATProto JSON, or null when it is not a valid ATProto value. */
+const contentCid = async (record: unknown): Promise<string | null> => {
+  try {
+    return (await cidForLex(jsonToLex(record as JsonValue))).toString()
+  } catch {
+    return null
+  }
+}
 
 /**
  * A decoded commit that no longer points into its frame: the decoder's bytes and links are views
