@@ -18,7 +18,7 @@ export interface Config {
    * Jetstream as the source instead of the relay's firehose (`JETSTREAM_URL`, or a `RELAY_URL`
    * that names a Jetstream): every commit event is proven from its repo's host.
    */
-  jetstream: { urls: string[]; rewindMs: number; retentionMs: number } | undefined
+  jetstream: { urls: string[]; rewindMs: number; retentionMs: number; reconcileMs: number } | undefined
   plcUrl: string
   port: number
   host: string
@@ -246,6 +246,7 @@ const jetstreamEnv = (relayRaw: string | undefined): Config['jetstream'] => {
     urls: [...new Set(urls)],
     rewindMs: intEnv('JETSTREAM_REWIND_MS', 5000, 0, 3_600_000),
     retentionMs: intEnv('JETSTREAM_RETENTION_HOURS', 24, 1, 24 * 365) * 3_600_000,
+    reconcileMs: intEnv('JETSTREAM_RECONCILE_HOURS', 24, 0, 24 * 365) * 3_600_000,
   }
 }
 

@@ -32,7 +32,8 @@ interface Health {
 }
 
 const jetstreamConfig = (urls: string[], extra: Record<string, unknown> = {}) => ({
-  jetstream: { urls, rewindMs: 2000, retentionMs: 24 * 3_600_000 },
+  // No reconciliation unless a test asks: what is proven must come from the stream alone.
+  jetstream: { urls, rewindMs: 2000, retentionMs: 24 * 3_600_000, reconcileMs: 0 },
   // A live tail: Jetstream's cursor is a time, not the PDS's seq.
   startCursor: undefined,
   ...extra,
@@ -274,6 +275,32 @@ describe('Jetstream mode: instances, hosts and cursors', () => {
       await js.close()
       await front.close()
       await proxy.close()
+    }
+  })
+
+  it('finds what an instance withholds: a hidden withdrawal and a hidden invite are proven from the host', async () => {
+    const js = await startJetstreamStandIn({ pdsUrl: pdsUrl(), v2: true })
+    const h = await startHarness({ ...jetstreamConfig([js.url]), jetstream: { urls: [js.url], rewindMs: 2000, retentionMs: 24 * 3_600_000, reconcileMs: 3000 } })
+    try {
+      await connected(h)
+      const v = views(h)
+      const c = await collaboration(h)
+      const hidden = (did: string, collection: string) =>
+        js.tamper((e) => e.kind === 'commit' && e.did === did && e.commit.collection === collection, () => null)
+      const withheldDelete = hidden(c.invitee.did, 'pub.chive.collaboration.inviteAcceptance')
+      const withheldInvite = hidden(c.inviter.did, 'pub.chive.collaboration.invite')
+      await c.invitee.delete(c.acceptance.uri)
+      const late = await c.inviter.invite(c.subject, await createUser('jhidden'))
+      await Promise.all([withheldDelete, withheldInvite])
+      expect(js.stats.dropped).toBe(2)
+      // Within a reconciliation period (3 s here), both are proven from the host and applied.
+      await waitFor(async () => !(await v.collaborators(c.subject.uri)).some((x) => x.did === c.invitee.did), 'the withheld withdrawal to be found', 15_000)
+      await waitFor(async () => (await h.service.pool.query('SELECT 1 FROM invite WHERE uri = $1', [late.uri])).rowCount === 1, 'the withheld invite to be found', 15_000)
+      expect(await outcome(h, 'reconciled')).toBeGreaterThanOrEqual(2)
+      expect(h.service.indexer.snapshotStatus().reconcile?.recordsRequeued).toBeGreaterThanOrEqual(2)
+    } finally {
+      await h.stop()
+      await js.close()
     }
   })
 

@@ -30,6 +30,7 @@ import { JetstreamSubscription } from './jetstream.ts'
 import { decodeJetstreamMessage, JetstreamMessageError, type JetstreamMessage } from './jetstream-event.ts'
 import { RecordProofs, type ProofCounts } from './record-proof.ts'
 import type { Fetch } from './subject.ts'
+import { Reconciler, type ReconcileStatus } from './reconcile.ts'
 import type { IdentityEvent } from './frame.ts'
 
 export interface IngestLimits {
@@ -92,6 +93,8 @@ export interface JetstreamSource {
   rewindMs: number
   /** How long the instances keep events: an older cursor is a gap. */
   retentionMs: number
+  /** Every tracked repo is compared with its host's listing once in this period; 0: never. */
+  reconcileMs: number
   /** The HTTP client for hosts' record proofs (timeouts, size cap, address policy). */
   fetch: Fetch
 }
@@ -116,6 +119,8 @@ export interface IndexerStatus {
   bytesPerSecond: number
   /** Jetstream mode: record proofs being fetched, and how the settled ones came out. */
   proofs: ProofCounts | null
+  /** Jetstream mode: tracked repos compared with their hosts, records that differed. */
+  reconcile: ReconcileStatus | null
   connected: boolean
   reconnects: number
   stalls: number
@@ -170,6 +175,7 @@ export class Indexer {
   private readonly queues: RepoQueues<Job>
   private relay: RelaySubscription | JetstreamSubscription | null = null
   private readonly proofs: RecordProofs | null
+  private readonly reconciler: Reconciler | null
   /** (time, bytes received) once a second, for the rate over the last ten seconds. */
   private byteSamples: [number, number][] = []
   private lastSeq: number | null = null
@@ -191,6 +197,7 @@ export class Indexer {
       bytesReceived: 0,
       bytesPerSecond: 0,
       proofs: null,
+      reconcile: null,
       connected: false,
       reconnects: 0,
       stalls: 0,
@@ -216,6 +223,17 @@ export class Indexer {
     this.keys = new RepoKeys(this.opts.idResolver)
     this.proofs = opts.jetstream ? new RecordProofs({ idResolver: this.opts.idResolver, keys: this.keys, fetch: opts.jetstream.fetch }) : null
     this.tracked = new TrackedRepos(this.opts.pool)
+    const jet = opts.jetstream
+    this.reconciler =
+      jet && this.proofs && jet.reconcileMs > 0
+        ? new Reconciler({
+            pool: this.opts.pool,
+            proofs: this.proofs,
+            periodMs: jet.reconcileMs,
+            log: this.opts.log,
+            enqueue: (did, claim) => this.queues.push(did, { event: claim, mark: null, bytes: 512 }),
+          })
+        : null
     this.events = new RepoEvents({
       lexicons: this.opts.lexicons,
       keys: this.keys,
@@ -326,6 +344,7 @@ export class Indexer {
         })
     this.byteSamples = [[Date.now(), 0]]
     this.relay.start()
+    this.reconciler?.start()
     this.sweeper = setInterval(() => this.sweep(), 1000)
     this.done = this.loop()
   }
@@ -335,6 +354,7 @@ export class Indexer {
     this.stopping = true
     if (this.sweeper) clearInterval(this.sweeper)
     this.relay?.stop()
+    await this.reconciler?.stop()
     await this.done
   }
 
@@ -404,6 +424,7 @@ export class Indexer {
       bytesReceived: r?.bytesReceived ?? 0,
       bytesPerSecond,
       proofs: this.proofs ? { inFlight: this.proofs.counts.inFlight, outcomes: { ...this.proofs.counts.outcomes } } : null,
+      reconcile: this.reconciler ? { ...this.reconciler.status } : null,
       connected: r?.connected ?? false,
       reconnects: r?.reconnects ?? 0,
       stalls: r?.stalls ?? 0,

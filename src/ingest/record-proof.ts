@@ -96,6 +96,36 @@ export class RecordProofs {
     return verifyAtcuteCommitSignature(signed, await this.keys.get(did, true))
   }
 
+  /**
+   * What the host lists of one collection of the repo, by URI with CIDs (`listRecords`, paged).
+   * Unsigned: it only says which records to prove.
+   */
+  async listRecords(did: string, collection: string, maxPages = 50): Promise<Map<string, string>> {
+    const pds = await this.host(did)
+    const out = new Map<string, string>()
+    let cursor: string | undefined
+    for (let page = 0; page < maxPages; page++) {
+      const url = new URL('/xrpc/com.atproto.repo.listRecords', pds)
+      url.searchParams.set('repo', did)
+      url.searchParams.set('collection', collection)
+      url.searchParams.set('limit', '100')
+      if (cursor) url.searchParams.set('cursor', cursor)
+      const answer = await xrpcGet(this.fetch, url)
+      if (!answer.ok) throw new TransientError('list-unavailable', `${url.host} answered ${answer.status} ${answer.error}`.trim())
+      let body: { records?: { uri?: unknown; cid?: unknown }[]; cursor?: unknown }
+      try {
+        body = JSON.parse(new TextDecoder().decode(answer.body)) as typeof body
+      } catch {
+        throw new TransientError('list-unavailable', `${url.host}: listRecords is not JSON`)
+      }
+      const records = Array.isArray(body.records) ? body.records : []
+      for (const r of records) if (typeof r.uri === 'string' && typeof r.cid === 'string') out.set(r.uri, r.cid)
+      if (typeof body.cursor !== 'string' || records.length === 0) break
+      cursor = body.cursor
+    }
+    return out
+  }
+
   /** The account's state as its own host reports it; an unknown repo is a deleted account. */
   async hostStatus(did: string): Promise<HostStatus> {
     const pds = await this.host(did)

@@ -43,6 +43,8 @@ export interface JetstreamCommitEvent extends Omit<JetCommit, 'type' | 'timeUs'>
   type: 'jetstream-commit'
   /** The event's stream position (its time_us, never below an earlier one's). */
   seq: number
+  /** Not from the stream: a record the host lists differently from what the index holds. */
+  reconcile?: boolean
 }
 
 /** A Jetstream account event of a repo we track: applied as its host states it. */
@@ -379,6 +381,10 @@ export class RepoEvents {
       return
     }
     const path = `${evt.collection}/${evt.rkey}`
+    if (evt.reconcile) {
+      this.outcome('reconciled')
+      return this.applyProof(evt, proof, out)
+    }
     if (proof.rev < evt.rev) {
       const attempts = (this.behind.get(evt) ?? 0) + 1
       this.behind.set(evt, attempts)
