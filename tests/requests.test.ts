@@ -208,4 +208,25 @@ describe('API limits from the environment', () => {
     expect(api).toEqual({ rateLimitMax: 5, rateLimitWindowMs: 2000, requestTimeoutMs: 3000, maxHeaderBytes: 8192, statementTimeoutMs: 5000, poolMax: 8, trustProxy: 1 })
     withEnv({ RATE_LIMIT_MAX: 'lots' }, () => expect(() => loadConfig()).toThrow(/RATE_LIMIT_MAX/))
   })
+
+  it('reads JETSTREAM_URL (a list, pasted in any form) and takes a Jetstream named as RELAY_URL as one', () => {
+    withEnv({ JETSTREAM_URL: 'https://jetstream1.us-east.bsky.network/subscribe?wantedCollections=x, wss://jetstream2.us-east.bsky.network/', JETSTREAM_RECONCILE_HOURS: '6' }, () => {
+      const c = loadConfig()
+      expect(c.jetstream).toEqual({
+        urls: ['wss://jetstream1.us-east.bsky.network', 'wss://jetstream2.us-east.bsky.network'],
+        rewindMs: 5000,
+        retentionMs: 24 * 3_600_000,
+        reconcileMs: 6 * 3_600_000,
+      })
+    })
+    withEnv({ RELAY_URL: 'wss://jetstream2.us-west.bsky.network/subscribe' }, () => {
+      const c = loadConfig()
+      expect(c.jetstream?.urls).toEqual(['wss://jetstream2.us-west.bsky.network'])
+      // Discovery and repo syncs still need a relay: not the Jetstream.
+      expect(c.relayUrl).toBe('wss://bsky.network')
+      expect(c.backfill.url).toBe('https://bsky.network')
+    })
+    withEnv({ RELAY_URL: 'wss://relay1.us-east.bsky.network' }, () => expect(loadConfig().jetstream).toBeUndefined())
+    withEnv({ JETSTREAM_URL: 'ftp://jetstream.example' }, () => expect(() => loadConfig()).toThrow(/JETSTREAM_URL/))
+  })
 })
