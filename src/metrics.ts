@@ -86,6 +86,7 @@ export const createMetrics = (sources: MetricSources): Metrics => {
   counter('source_bytes_received_total', 'Bytes of messages received from the relay or Jetstream.', () => ingest.bytesReceived)
   gauge('source_bytes_per_second', 'Bytes received from the source per second, over the last ten seconds.', () => ingest.bytesPerSecond)
   gauge('jetstream_proofs_in_flight', 'Jetstream mode: record proofs being fetched from repos\' hosts.', () => ingest.proofs?.inFlight)
+  counter('jetstream_proof_bytes_total', 'Jetstream mode: bytes of hosts\' answers (record proofs, listings, account states), beside the stream\'s.', () => ingest.proofs?.bytesReceived ?? 0)
   counterBy('jetstream_proof_outcomes_total', 'Jetstream mode: events settled by a record proof, by outcome (proven, superseded, forged, ...).', 'outcome', () => ingest.proofs?.outcomes ?? {})
   gauge('last_seq', 'Seq of the last relay event read (Jetstream: its time_us).', () => ingest.lastSeq)
   gauge('cursor', 'Seq of the last relay event whose effects are committed.', () => db?.cursor)

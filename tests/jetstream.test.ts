@@ -97,6 +97,8 @@ describe('Jetstream mode (v2 instance)', () => {
     expect(metrics).toMatch(/^chive_indexer_source_mode\{mode="jetstream"\} 1$/m)
     expect(metrics).toMatch(/^chive_indexer_jetstream_proof_outcomes_total\{outcome="proven"\} [1-9]\d*$/m)
     expect(metrics).toMatch(/^chive_indexer_source_bytes_received_total [1-9]\d*$/m)
+    // The proofs' bytes are the mode's other traffic, counted apart from the stream's.
+    expect(metrics).toMatch(/^chive_indexer_jetstream_proof_bytes_total [1-9]\d*$/m)
   })
 
   it('rejects an event whose record is not its CID\'s content, and lists the invite as the host holds it', async () => {

@@ -423,7 +423,7 @@ export class Indexer {
       jetstreamVersion: this.relay instanceof JetstreamSubscription && r?.connected ? this.relay.version : null,
       bytesReceived: r?.bytesReceived ?? 0,
       bytesPerSecond,
-      proofs: this.proofs ? { inFlight: this.proofs.counts.inFlight, outcomes: { ...this.proofs.counts.outcomes } } : null,
+      proofs: this.proofs ? { ...this.proofs.counts, outcomes: { ...this.proofs.counts.outcomes } } : null,
       reconcile: this.reconciler ? { ...this.reconciler.status } : null,
       connected: r?.connected ?? false,
       reconnects: r?.reconnects ?? 0,

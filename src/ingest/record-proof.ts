@@ -34,10 +34,12 @@ export interface HostStatus {
 export interface ProofCounts {
   inFlight: number
   outcomes: Record<string, number>
+  /** Bytes of hosts' answers (proofs, listings, account states): Jetstream mode's other traffic. */
+  bytesReceived: number
 }
 
 export class RecordProofs {
-  readonly counts: ProofCounts = { inFlight: 0, outcomes: {} }
+  readonly counts: ProofCounts = { inFlight: 0, outcomes: {}, bytesReceived: 0 }
   private readonly idResolver: IdResolver
   private readonly keys: RepoKeys
   private readonly fetch: Fetch
@@ -49,6 +51,12 @@ export class RecordProofs {
   }
 
   /** The repo's host, from its DID document; waiting for the document holds no slot (see keys.ts). */
+  private async get(url: URL) {
+    const answer = await xrpcGet(this.fetch, url)
+    if (answer.ok) this.counts.bytesReceived += answer.body.length
+    return answer
+  }
+
   private host(did: string): Promise<string> {
     // The key's fetch caches the document; until it is held the repo waits, parked.
     this.keys.now(did)
@@ -68,7 +76,7 @@ export class RecordProofs {
     this.counts.inFlight++
     let answer
     try {
-      answer = await xrpcGet(this.fetch, url)
+      answer = await this.get(url)
     } finally {
       this.counts.inFlight--
     }
@@ -110,7 +118,7 @@ export class RecordProofs {
       url.searchParams.set('collection', collection)
       url.searchParams.set('limit', '100')
       if (cursor) url.searchParams.set('cursor', cursor)
-      const answer = await xrpcGet(this.fetch, url)
+      const answer = await this.get(url)
       if (!answer.ok) throw new TransientError('list-unavailable', `${url.host} answered ${answer.status} ${answer.error}`.trim())
       let body: { records?: { uri?: unknown; cid?: unknown }[]; cursor?: unknown }
       try {
@@ -131,7 +139,7 @@ export class RecordProofs {
     const pds = await this.host(did)
     const url = new URL('/xrpc/com.atproto.sync.getRepoStatus', pds)
     url.searchParams.set('did', did)
-    const answer = await xrpcGet(this.fetch, url)
+    const answer = await this.get(url)
     if (!answer.ok) {
       if (answer.error === 'RepoNotFound') return { active: false, status: 'deleted' }
       throw new TransientError('status-unavailable', `${url.host} answered ${answer.status} ${answer.error}`.trim())
