@@ -51,6 +51,21 @@ export const createAccount = async (pdsUrl: string, name: string): Promise<Accou
   return { agent, did }
 }
 
+/** Writes `records` Bluesky-like records to the account's repo, 200 a commit; posts are noted for replies and likes. */
+export const fillRepo = async (u: Account, records: number, posts: { uri: string; cid: string }[]): Promise<void> => {
+  for (let done = 0; done < records; done += 200) {
+    const writes = Array.from({ length: Math.min(200, records - done) }, () => {
+      const r = blueskyRecord(posts)
+      return { $type: 'com.atproto.repo.applyWrites#create' as const, collection: r.collection, value: { $type: r.collection, ...r.value } }
+    })
+    const res = await u.agent.com.atproto.repo.applyWrites({ repo: u.did, writes })
+    for (const [i, w] of writes.entries()) {
+      const out = res.data.results?.[i] as { uri?: string; cid?: string } | undefined
+      if (w.collection === 'app.bsky.feed.post' && out?.uri && out.cid) posts.push({ uri: out.uri, cid: out.cid })
+    }
+  }
+}
+
 export const buildCorpus = async (pdsUrl: string, opts: CorpusOptions): Promise<Corpus> => {
   const share = opts.chiveShare ?? 0.002
   const firstSeq = opts.firstSeq ?? 1_000_000
@@ -58,19 +73,7 @@ export const buildCorpus = async (pdsUrl: string, opts: CorpusOptions): Promise<
   const filler = await Promise.all(Array.from({ length: opts.fillerAccounts ?? 8 }, (_, i) => createAccount(pdsUrl, `bsky${i}`)))
   const posts: { uri: string; cid: string }[] = []
   // Big repos first (these commits are not captured): real repos hold thousands of records.
-  for (const u of filler) {
-    for (let done = 0; done < (opts.repoRecords ?? 1200); done += 200) {
-      const writes = Array.from({ length: 200 }, () => {
-        const r = blueskyRecord(posts)
-        return { $type: 'com.atproto.repo.applyWrites#create' as const, collection: r.collection, value: { $type: r.collection, ...r.value } }
-      })
-      const res = await u.agent.com.atproto.repo.applyWrites({ repo: u.did, writes })
-      for (const [i, w] of writes.entries()) {
-        const out = res.data.results?.[i] as { uri?: string; cid?: string } | undefined
-        if (w.collection === 'app.bsky.feed.post' && out?.uri && out.cid) posts.push({ uri: out.uri, cid: out.cid })
-      }
-    }
-  }
+  for (const u of filler) await fillRepo(u, opts.repoRecords ?? 1200, posts)
   const chive = await Promise.all(Array.from({ length: 4 }, (_, i) => createAccount(pdsUrl, `chive${i}`)))
   const marker = await filler[0]?.agent.com.atproto.repo.createRecord({ repo: filler[0].did, collection: 'app.bsky.feed.like', record: { $type: 'app.bsky.feed.like', subject: posts[0], createdAt: now() } })
   // The captured window: single-record commits, as most of the network's are.
