@@ -18,6 +18,9 @@ import { ModeratorAuth } from './api/admin-auth.ts'
 import { Upkeep } from './upkeep.ts'
 import { createMetrics, type Metrics } from './metrics.ts'
 import { cachedFor } from './api/cache.ts'
+import { Fanout } from './api/fanout.ts'
+import { attachSubscriptions } from './api/subscription.ts'
+import { WebhookDelivery } from './webhook.ts'
 
 export interface Service {
   verifier: SubjectVerifier
@@ -125,7 +128,28 @@ export const startService = async (config: Config, log: Logger = createLogger(co
     await transition
   }
   const auth = createServiceAuth(config.serviceDid, idResolver)
-  const scraped = createMetrics({ pool: apiPool, relayUrl: config.relayUrl, indexer, verifier, backfiller })
+  // Every replica pushes: the feed reaches each one through Postgres (LISTEN/NOTIFY).
+  const fanout = new Fanout({ pool: apiPool, databaseUrl, schema: config.databaseSchema, pollMs: config.push.pollMs, log: log.child({ component: 'push' }) })
+  await fanout.start()
+  const webhooks = new WebhookDelivery({
+    pool,
+    urls: config.webhooks.urls,
+    secret: config.webhooks.secret ?? '',
+    timeoutMs: config.webhooks.timeoutMs,
+    backoffBaseMs: config.webhooks.backoffBaseMs,
+    maxBackoffMs: config.webhooks.maxBackoffMs,
+    watch: (fn) => fanout.watch(fn),
+    pollMs: config.push.pollMs,
+    log: log.child({ component: 'webhook' }),
+  })
+  let subscriptions: ReturnType<typeof attachSubscriptions> | undefined
+  const push = {
+    fanout: () => fanout.status,
+    subscriptions: () => subscriptions?.stats,
+    webhooks: webhooks.status,
+    webhookUrls: config.webhooks.urls,
+  }
+  const scraped = createMetrics({ pool: apiPool, relayUrl: config.relayUrl, indexer, verifier, backfiller, push })
   // Unauthenticated and never rate-limited: a scrape's queries are shared for a second.
   const metrics: Metrics = { ...scraped, scrape: cachedFor(1000, () => scraped.scrape()) }
   const api = createApi(
@@ -138,6 +162,7 @@ export const startService = async (config: Config, log: Logger = createLogger(co
       isLeader: () => leading,
       moderators: new ModeratorAuth(config.admin, auth, log.child({ component: 'admin' })),
       admin: config.admin,
+      push,
     },
     log,
     { limits: config.api, metrics },
@@ -146,6 +171,15 @@ export const startService = async (config: Config, log: Logger = createLogger(co
   await campaign()
   const campaigner = setInterval(() => void campaign(), config.leaderRetryMs)
   upkeep.start()
+  subscriptions = attachSubscriptions(api.server, {
+    pool: apiPool,
+    lexicons,
+    auth,
+    fanout,
+    limits: config.push,
+    log: log.child({ component: 'push' }),
+  })
+  await webhooks.start()
   const address = await api.listen({ port: config.port, host: config.host })
   log.info({ address, relay: config.relayUrl, serviceDid: config.serviceDid, leader: leading }, 'service ready')
   // Otherwise the first sign of it is a moderator who cannot sign in.
@@ -173,8 +207,10 @@ export const startService = async (config: Config, log: Logger = createLogger(co
         clearInterval(campaigner)
         await attempt
         await transition
-        await Promise.all([ingest.stop(), upkeep.stop()])
+        await Promise.all([ingest.stop(), upkeep.stop(), webhooks.stop()])
         await lock.release()
+        subscriptions?.close()
+        await fanout.stop()
         await api.close()
         await Promise.all([pool.end(), apiPool.end()])
         await embedded?.stop()

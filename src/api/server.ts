@@ -12,6 +12,7 @@ import { registerListCollaborators } from './collaborators.ts'
 import { registerListInvites } from './invites.ts'
 import { registerAdmin } from './admin.ts'
 import { registerDashboard } from './dashboard.ts'
+import { SUBSCRIBE_INVITES } from './subscription.ts'
 
 export interface ApiLimits {
   /** Requests per client address per window; 0 turns the limit off. */
@@ -113,6 +114,10 @@ export const createApi = (ctx: ApiContext, log: Logger, { limits, metrics }: Api
     registerListCollaborators(routes, ctx)
     registerAdmin(routes, ctx)
     registerDashboard(routes, ctx)
+    // The subscription is served on upgrade (subscription.ts); a plain GET is told so.
+    routes.get(`/xrpc/${SUBSCRIBE_INVITES}`, async () => {
+      throw new XrpcError(400, 'InvalidRequest', `${SUBSCRIBE_INVITES} is a subscription: connect with a WebSocket`)
+    })
     if (metrics) {
       routes.get('/metrics', async (_req, reply) => reply.type(metrics.contentType).send(await metrics.scrape()))
     }

@@ -1,0 +1,185 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { SUBSCRIBE_INVITES } from '../src/api/subscription.ts'
+import { ADMIN_PASSWORD, moderator } from './support/admin.ts'
+import { LIST_INVITES, createUser, lexicons, startHarness, testConfig, waitFor, type Harness, type Ref, type User } from './support/harness.ts'
+import { PushClient, type Change } from './support/push-client.ts'
+
+/** Every #change must be valid against the subscription's lexicon, view and all. */
+const assertValidChange = (c: Change): void => {
+  lexicons.assertValidXrpcMessage(SUBSCRIBE_INVITES, { $type: `${SUBSCRIBE_INVITES}#change`, ...c })
+}
+
+describe('subscribeInvites', () => {
+  let h: Harness
+  let alice: User
+  let bob: User
+  let carol: User
+  const clients: PushClient[] = []
+  const connect = async (user: User | null, opts: ConstructorParameters<typeof PushClient>[1] = {}, lxm = SUBSCRIBE_INVITES) => {
+    const token = user ? await user.token(lxm) : undefined
+    const c = new PushClient(h.service.url, { token, ...opts })
+    clients.push(c)
+    await c.opened
+    return c
+  }
+
+  beforeAll(async () => {
+    h = await startHarness({ admin: { ...testConfig('x').admin, password: ADMIN_PASSWORD } })
+    ;[alice, bob, carol] = await Promise.all([createUser('pa'), createUser('pb'), createUser('pc')])
+  })
+  afterAll(async () => {
+    for (const c of clients) c.ws.terminate()
+    await h?.stop()
+  })
+
+  it('pushes each change kind, with the view listInvites returns, to invitee and inviter only', async () => {
+    const asBob = await connect(bob)
+    const asAlice = await connect(alice)
+    const asCarol = await connect(carol)
+    const node = await alice.node()
+    const invite = await alice.invite(node, bob, { message: 'join me' })
+    const created = await asBob.waitForChange((c) => c.invite.uri === invite.uri && c.kind === 'created', 'created')
+    assertValidChange(created)
+    expect(created.invite.message).toBe('join me')
+    // The same view the query returns.
+    const listed = await h.get<{ invites: unknown[] }>(LIST_INVITES, { invitee: bob.did }, await bob.token(LIST_INVITES))
+    expect(listed.body.invites).toContainEqual(created.invite)
+
+    const kindOf = (uri: string, kind: string) => (c: Change) => c.invite.uri === uri && c.kind === kind
+    await alice.put(invite.uri, { subject: node, invitee: bob.did, role: 'editor', createdAt: new Date().toISOString() })
+    expect((await asBob.waitForChange(kindOf(invite.uri, 'updated'), 'updated')).invite.role).toBe('editor')
+    const acceptance = await bob.accept(invite, node)
+    const accepted = await asBob.waitForChange(kindOf(invite.uri, 'accepted'), 'accepted')
+    expect(accepted.invite.state).toBe('accepted')
+    expect(accepted.invite.acceptanceUri).toBe(acceptance.uri)
+    await bob.delete(acceptance.uri)
+    expect((await asBob.waitForChange(kindOf(invite.uri, 'acceptanceWithdrawn'), 'acceptanceWithdrawn')).invite.state).toBe('pending')
+
+    const mod = moderator(h)
+    await mod.act('takedownInvite', { uri: invite.uri, reason: 'test' })
+    const takenDown = await asBob.waitForChange(kindOf(invite.uri, 'takenDown'), 'takenDown')
+    // What a moderator hid is not sent again.
+    expect(takenDown.invite.message).toBeUndefined()
+    await mod.act('restoreInvite', { uri: invite.uri, reason: 'test' })
+    await asBob.waitForChange(kindOf(invite.uri, 'restored'), 'restored')
+    await alice.delete(invite.uri)
+    expect((await asBob.waitForChange(kindOf(invite.uri, 'deleted'), 'deleted')).invite.state).toBe('rejected')
+
+    const node2 = await alice.node()
+    const second = await alice.invite(node2, bob)
+    await asBob.waitForChange(kindOf(second.uri, 'created'), 'second created')
+    await alice.delete(node2.uri)
+    await asBob.waitForChange(kindOf(second.uri, 'subjectDeleted'), 'subjectDeleted')
+
+    const expiring = await alice.invite(node, bob, { expiresAt: new Date(Date.now() + 1500).toISOString() })
+    await asBob.waitForChange(kindOf(expiring.uri, 'created'), 'expiring created')
+    await new Promise((r) => setTimeout(r, 1600))
+    await h.service.upkeep.run()
+    expect((await asBob.waitForChange(kindOf(expiring.uri, 'expired'), 'expired')).invite.state).toBe('expired')
+
+    for (const c of asBob.changes) assertValidChange(c)
+    // The inviter hears of the same changes, in the same order; a third party of none.
+    await waitFor(async () => asAlice.changes.length === asBob.changes.length, 'the inviter to have every change')
+    expect(asAlice.changes.map((c) => `${c.seq} ${c.kind}`)).toEqual(asBob.changes.map((c) => `${c.seq} ${c.kind}`))
+    const seqs = asBob.changes.map((c) => c.seq)
+    expect([...seqs].sort((a, b) => a - b)).toEqual(seqs)
+    expect(new Set(seqs).size).toBe(seqs.length)
+    expect(asBob.changes.map((c) => c.kind)).toEqual([
+      'created', 'updated', 'accepted', 'acceptanceWithdrawn', 'takenDown', 'restored', 'deleted',
+      'created', 'subjectDeleted', 'created', 'expired',
+    ])
+    expect(asCarol.changes).toEqual([])
+    expect(asCarol.errors).toEqual([])
+  })
+
+  it('refuses with an XRPC error frame: no token, wrong lxm, wrong aud, expired, another scope, bad params', async () => {
+    const refused = async (c: PushClient) => {
+      const error = await c.waitForError()
+      const closed = await c.closed
+      expect(closed.code).toBe(1008)
+      return error
+    }
+    expect(await refused(await connect(null))).toBe('AuthenticationRequired')
+    expect(await refused(await connect(bob, {}, LIST_INVITES))).toBe('AuthenticationRequired')
+    const wrongAud = new PushClient(h.service.url, { token: await bob.token(SUBSCRIBE_INVITES, 'did:web:elsewhere.test') })
+    clients.push(wrongAud)
+    expect(await refused(wrongAud)).toBe('AuthenticationRequired')
+    const shortLived = await bob.agent.com.atproto.server.getServiceAuth({
+      aud: h.config.serviceDid,
+      lxm: SUBSCRIBE_INVITES,
+      exp: Math.floor(Date.now() / 1000) + 1,
+    })
+    await new Promise((r) => setTimeout(r, 2100))
+    expect(await refused(await connect(null, { token: shortLived.data.token }))).toBe('AuthenticationRequired')
+    expect(await refused(await connect(bob, { params: { invitee: alice.did } }))).toBe('Forbidden')
+    expect(await refused(await connect(bob, { params: { subjectUri: `at://${alice.did}/pub.chive.graph.node/x` } }))).toBe('Forbidden')
+    expect(await refused(await connect(bob, { params: { cursor: 'soon' } }))).toBe('InvalidRequest')
+    expect(await refused(await connect(bob, { params: { cursor: 10 ** 12 } }))).toBe('FutureCursor')
+    // A plain GET is told it is a subscription.
+    const get = await h.get(SUBSCRIBE_INVITES, {}, await bob.token(SUBSCRIBE_INVITES))
+    expect(get.status).toBe(400)
+  })
+
+  it("a browser's token rides in the subprotocols; the scope filters narrow the stream", async () => {
+    const browser = await connect(bob, { browser: true })
+    expect(browser.ws.protocol).toBe('bearer')
+    const scoped = await connect(bob, { params: { invitee: bob.did } })
+    const node = await alice.node()
+    const invite = await alice.invite(node, bob)
+    await browser.waitForChange((c) => c.invite.uri === invite.uri, 'browser push')
+    await scoped.waitForChange((c) => c.invite.uri === invite.uri, 'scoped push')
+    const other = await connect(bob, { params: { inviter: bob.did } })
+    const mine = await bob.node()
+    const own = await bob.invite(mine, carol)
+    await other.waitForChange((c) => c.invite.uri === own.uri, 'own invite as inviter')
+    expect(other.changes.map((c) => c.invite.uri)).toEqual([own.uri])
+  })
+
+  it('a stream ends when its token expires, unless refreshed with a token of the same caller', async () => {
+    const short = async (user: User, seconds: number) =>
+      (await user.agent.com.atproto.server.getServiceAuth({ aud: h.config.serviceDid, lxm: SUBSCRIBE_INVITES, exp: Math.floor(Date.now() / 1000) + seconds })).data.token
+    const expiring = await connect(null, { token: await short(bob, 3) })
+    const refreshed = await connect(null, { token: await short(bob, 3) })
+    refreshed.refresh(await bob.token(SUBSCRIBE_INVITES))
+    const hijacked = await connect(null, { token: await short(bob, 30) })
+    hijacked.refresh(await carol.token(SUBSCRIBE_INVITES))
+    expect(await hijacked.waitForError()).toBe('Forbidden')
+    expect(await expiring.waitForError(8000)).toBe('ExpiredToken')
+    await expiring.closed
+    // Past the first token's exp, the refreshed stream still delivers.
+    const node = await alice.node()
+    const invite = await alice.invite(node, bob)
+    await refreshed.waitForChange((c) => c.invite.uri === invite.uri, 'a push after the refresh')
+    expect(refreshed.errors).toEqual([])
+    const garbage = await connect(bob)
+    garbage.ws.send('hello')
+    expect(await garbage.waitForError()).toBe('InvalidRequest')
+  })
+
+  it('resumes from a cursor: every change after it once, in order, across the switch to live', async () => {
+    const first = await connect(bob, { params: { cursor: 0 } })
+    // Everything so far: replayed from Postgres.
+    const listed = await h.get<{ invites: { uri: string }[] }>(LIST_INVITES, { invitee: bob.did }, await bob.token(LIST_INVITES))
+    await waitFor(async () => listed.body.invites.every((i) => first.changes.some((c) => c.invite.uri === i.uri)), 'the replay')
+    await new Promise((r) => setTimeout(r, 300))
+    const seen = first.changes.map((c) => c.seq)
+    await first.close()
+    const last = seen[seen.length - 1] as number
+
+    // Changes while away, and more while the next subscriber replays.
+    const node = await alice.node()
+    const away: Ref[] = []
+    for (let i = 0; i < 3; i++) away.push(await alice.invite(node, bob))
+    const during = Promise.all([0, 1, 2, 3, 4].map(() => alice.invite(node, bob)))
+    const resumed = await connect(bob, { params: { cursor: last } })
+    const more = await during
+    const expected = [...away, ...more].map((r) => r.uri)
+    await waitFor(async () => expected.every((u) => resumed.changes.some((c) => c.invite.uri === u && c.kind === 'created')), 'every change after the cursor')
+    await new Promise((r) => setTimeout(r, 300))
+    const seqs = resumed.changes.map((c) => c.seq)
+    expect(seqs.every((s) => s > last)).toBe(true)
+    expect(new Set(seqs).size).toBe(seqs.length)
+    expect([...seqs].sort((a, b) => a - b)).toEqual(seqs)
+    expect(resumed.changes.filter((c) => c.kind === 'created').map((c) => c.invite.uri).sort()).toEqual([...expected].sort())
+  })
+})
