@@ -152,6 +152,7 @@ export const attachSubscriptions = (server: Server, deps: SubscriptionDeps) => {
     const end = (error?: string, message?: string) => {
       if (ended) return
       ended = true
+      stats.connections--
       if (listener) deps.fanout.remove(listener)
       if (expiry) clearTimeout(expiry)
       if (error !== undefined && ws.readyState === WebSocket.OPEN) {
@@ -163,10 +164,7 @@ export const attachSubscriptions = (server: Server, deps: SubscriptionDeps) => {
         ws.terminate()
       }
     }
-    ws.on('close', () => {
-      stats.connections--
-      end()
-    })
+    ws.on('close', () => end())
     const refuse = (err: unknown) => {
       stats.refused++
       if (err instanceof XrpcError) return end(err.error, err.message)
