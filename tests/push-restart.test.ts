@@ -1,0 +1,80 @@
+import { afterAll, describe, expect, it } from 'vitest'
+import pg from 'pg'
+import { SUBSCRIBE_INVITES } from '../src/api/subscription.ts'
+import { SERVICE_DID, createUser, freshSchema, pdsUrl, testConfig, waitFor, type Ref } from './support/harness.ts'
+import { PushClient, type Change } from './support/push-client.ts'
+import { spawnService } from './support/service-process.ts'
+
+/**
+ * The service as `npm start` runs it, SIGKILLed while a subscriber listens and writes keep
+ * coming: a subscriber that resumes from the last seq it received, on the restarted service,
+ * has every change of its invites, each once.
+ */
+describe('push across a SIGKILL', () => {
+  const children: ReturnType<typeof spawnService>[] = []
+  afterAll(() => {
+    for (const c of children) c.child.kill('SIGKILL')
+  })
+
+  it('a subscriber resuming with its last seq sees every change, once', async () => {
+    const schema = freshSchema()
+    const databaseUrl = testConfig(schema).databaseUrl as string
+    const env = {
+      DATABASE_URL: databaseUrl,
+      DATABASE_SCHEMA: schema,
+      RELAY_URL: pdsUrl(),
+      PLC_URL: testConfig(schema).plcUrl,
+      SERVICE_DID,
+      START_CURSOR: '0',
+      BACKFILL_ON_GAP: 'false',
+      LEADER_RETRY_MS: '200',
+      RELAY_MAX_BACKOFF_MS: '500',
+      VERIFY_BACKOFF_MS: '50',
+      RATE_LIMIT_MAX: '0',
+    }
+    const [alice, bob] = await Promise.all([createUser('ka'), createUser('kb')])
+    const first = spawnService(env)
+    children.push(first)
+    const before = new PushClient(await first.address, { token: await bob.token(SUBSCRIBE_INVITES), params: { cursor: 0 } })
+    await before.opened
+    const node = await alice.node()
+    const firstInvite = await alice.invite(node, bob)
+    await before.waitForChange((c) => c.invite.uri === firstInvite.uri, 'the first push')
+
+    // Writes in flight when the service dies, and more while it is down.
+    const racing: Ref[] = await Promise.all([alice.invite(node, bob), alice.invite(node, bob)])
+    first.child.kill('SIGKILL')
+    await first.exited
+    await before.closed
+    const whileDown = await alice.invite(node, bob)
+    await bob.accept(firstInvite, node)
+
+    const second = spawnService(env)
+    children.push(second)
+    const last = before.changes[before.changes.length - 1] as Change
+    const after = new PushClient(await second.address, { token: await bob.token(SUBSCRIBE_INVITES), params: { cursor: last.seq } })
+    await after.opened
+    const live = await alice.invite(node, bob)
+    const has = (uri: string, kind: string) => () =>
+      Promise.resolve([...before.changes, ...after.changes].some((c) => c.invite.uri === uri && c.kind === kind))
+    for (const r of [...racing, whileDown, live]) await waitFor(has(r.uri, 'created'), `${r.uri} created`, 30_000)
+    await waitFor(has(firstInvite.uri, 'accepted'), 'the acceptance made while down', 30_000)
+    after.ws.terminate()
+
+    // Exactly the feed's changes of bob's invites, each once, in order.
+    const client = new pg.Client({ connectionString: databaseUrl, options: `-c search_path=${schema}` })
+    await client.connect()
+    try {
+      const feed = await client.query<{ id: number }>(
+        `SELECT c.id::int FROM invite_change c JOIN invite i ON i.uri = c.invite_uri WHERE i.invitee = $1 ORDER BY c.id`,
+        [bob.did],
+      )
+      const received = [...before.changes, ...after.changes].map((c) => c.seq)
+      expect(received).toEqual(feed.rows.map((r) => r.id))
+    } finally {
+      await client.end()
+      second.child.kill('SIGTERM')
+      await second.exited
+    }
+  })
+})
