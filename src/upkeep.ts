@@ -29,7 +29,7 @@ export class Upkeep {
 
   async run(): Promise<UpkeepResult> {
     const result = await runUpkeep(this.pool, this.days)
-    if (result.expired + result.tombstones + result.rejections > 0) this.log.info(result, 'upkeep done')
+    if (result.expired + result.tombstones + result.rejections + result.changes > 0) this.log.info(result, 'upkeep done')
     return result
   }
 

@@ -31,11 +31,14 @@ describe('push across a SIGKILL', () => {
       RELAY_MAX_BACKOFF_MS: '500',
       VERIFY_BACKOFF_MS: '50',
       RATE_LIMIT_MAX: '0',
+      // Everything the service logs, to check that no token is among it.
+      LOG_LEVEL: 'debug',
     }
     const [alice, bob] = await Promise.all([createUser('ka'), createUser('kb')])
     const first = spawnService(env)
     children.push(first)
-    const before = new PushClient(await first.address, { token: await bob.token(SUBSCRIBE_INVITES), params: { cursor: 0 } })
+    const tokens = [await bob.token(SUBSCRIBE_INVITES), await bob.token(SUBSCRIBE_INVITES)]
+    const before = new PushClient(await first.address, { token: tokens[0], params: { cursor: 0 } })
     await before.opened
     const node = await alice.node()
     const firstInvite = await alice.invite(node, bob)
@@ -52,7 +55,8 @@ describe('push across a SIGKILL', () => {
     const second = spawnService(env)
     children.push(second)
     const last = before.changes[before.changes.length - 1] as Change
-    const after = new PushClient(await second.address, { token: await bob.token(SUBSCRIBE_INVITES), params: { cursor: last.seq } })
+    // From a browser, this time: the token rides in the subprotocols.
+    const after = new PushClient(await second.address, { token: tokens[1], browser: true, params: { cursor: last.seq } })
     await after.opened
     const live = await alice.invite(node, bob)
     const has = (uri: string, kind: string) => () =>
@@ -71,6 +75,7 @@ describe('push across a SIGKILL', () => {
       )
       const received = [...before.changes, ...after.changes].map((c) => c.seq)
       expect(received).toEqual(feed.rows.map((r) => r.id))
+      for (const t of tokens) expect(first.output() + second.output()).not.toContain((t as string).split('.')[2])
     } finally {
       await client.end()
       second.child.kill('SIGTERM')

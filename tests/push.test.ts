@@ -1,4 +1,7 @@
+import { Writable } from 'node:stream'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { createLogger } from '../src/log.ts'
+import { startService } from '../src/service.ts'
 import { SUBSCRIBE_INVITES } from '../src/api/subscription.ts'
 import { ADMIN_PASSWORD, moderator } from './support/admin.ts'
 import { LIST_INVITES, createUser, lexicons, startHarness, testConfig, waitFor, type Harness, type Ref, type User } from './support/harness.ts'
@@ -181,5 +184,43 @@ describe('subscribeInvites', () => {
     expect(new Set(seqs).size).toBe(seqs.length)
     expect([...seqs].sort((a, b) => a - b)).toEqual(seqs)
     expect(resumed.changes.filter((c) => c.kind === 'created').map((c) => c.invite.uri).sort()).toEqual([...expected].sort())
+  })
+
+  it('any replica serves subscriptions: the feed reaches a replica that does not ingest', async () => {
+    const replica = await startService({ ...h.config, port: 0 }, createLogger('silent'))
+    try {
+      expect(replica.leader).toBe(false)
+      const token = await bob.token(SUBSCRIBE_INVITES)
+      const c = new PushClient(replica.url, { token })
+      clients.push(c)
+      await c.opened
+      const node = await alice.node()
+      const invite = await alice.invite(node, bob)
+      await c.waitForChange((x) => x.invite.uri === invite.uri && x.kind === 'created', 'a push from the other replica')
+    } finally {
+      await replica.stop()
+    }
+  })
+
+  it('a cursor below what the retention purged is told OutdatedCursor, then replayed from there', async () => {
+    const pool = h.service.pool
+    const { rows } = await pool.query<{ id: number }>('SELECT max(id)::int AS id FROM invite_change')
+    const cut = (rows[0]?.id ?? 0) - 2
+    await pool.query(`UPDATE invite_change SET at = now() - interval '400 days' WHERE id <= $1`, [cut])
+    expect((await h.service.upkeep.run()).changes).toBeGreaterThan(0)
+    const c = await connect(bob, { params: { cursor: 0 } })
+    await waitFor(async () => c.frames.length > 0 && c.frames, 'the first frame')
+    expect(c.frames[0]).toMatchObject({ type: '#info', body: { name: 'OutdatedCursor' } })
+    await waitFor(async () => c.changes.length > 0, 'the changes kept')
+    expect(c.changes.every((x) => x.seq > cut)).toBe(true)
+  })
+
+  it('never logs a token, whichever header carries it', () => {
+    let out = ''
+    const log = createLogger('trace', new Writable({ write: (chunk: Buffer, _e, cb) => ((out += chunk.toString()), cb()) }))
+    const token = 'eyJhbGciOiJFUzI1NksifQ.eyJpc3MiOiJkaWQ6cGxjOngifQ.c2lnbmF0dXJl'
+    log.info({ req: { headers: { authorization: `Bearer ${token}`, 'sec-websocket-protocol': `bearer, ${token}` } }, token }, 'request')
+    expect(out).toContain('[Redacted]')
+    expect(out).not.toContain(token)
   })
 })

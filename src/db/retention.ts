@@ -9,6 +9,7 @@ export interface UpkeepResult {
   tombstones: number
   rejections: number
   samples: number
+  changes: number
 }
 
 /**
@@ -23,7 +24,7 @@ export const runUpkeep = (pool: Pool, retentionDays: number): Promise<UpkeepResu
     const lock = await client.query<{ ok: boolean }>(
       `SELECT pg_try_advisory_xact_lock(hashtext('upkeep:' || current_schema())) AS ok`,
     )
-    if (!lock.rows[0]?.ok) return { ran: false, expired: 0, tombstones: 0, rejections: 0, samples: 0 }
+    if (!lock.rows[0]?.ok) return { ran: false, expired: 0, tombstones: 0, rejections: 0, samples: 0, changes: 0 }
     const expired = await client.query(
       `INSERT INTO audit_event (subject, collection, repo, event, reason, record)
        SELECT i.uri, $1, i.inviter, 'expiry', 'expired', jsonb_build_object('expiresAt', i.expires_at)
@@ -43,11 +44,26 @@ export const runUpkeep = (pool: Pool, retentionDays: number): Promise<UpkeepResu
     await client.query(`DELETE FROM record_rev WHERE deleted AND updated_at < ${cutoff}`, [retentionDays])
     const rejections = await client.query(`DELETE FROM rejection WHERE rejected_at < ${cutoff}`, [retentionDays])
     const samples = await client.query(`DELETE FROM ingest_sample WHERE minute < now() - interval '1 day'`)
+    // The change feed is kept as long as the rest, and until every webhook endpoint has it: a
+    // cursor below what was purged is told OutdatedCursor.
+    const changes = await client.query<{ n: number }>(
+      `WITH gone AS (
+         DELETE FROM invite_change WHERE at < ${cutoff}
+           AND id <= coalesce((SELECT min(position) FROM webhook_endpoint), 9223372036854775807)
+         RETURNING id
+       ), moved AS (
+         UPDATE change_feed SET purged_through = greatest(purged_through, (SELECT max(id) FROM gone))
+         WHERE EXISTS (SELECT 1 FROM gone)
+       )
+       SELECT count(*)::int AS n FROM gone`,
+      [retentionDays],
+    )
     return {
       ran: true,
       expired: expired.rowCount ?? 0,
       tombstones: tombstones.rows[0]?.n ?? 0,
       rejections: rejections.rowCount ?? 0,
       samples: samples.rowCount ?? 0,
+      changes: changes.rows[0]?.n ?? 0,
     }
   })
