@@ -161,8 +161,10 @@ export class WebhookDelivery {
       if (res.status >= 200 && res.status < 300) return { ok: true }
       return { ok: false, error: `HTTP ${res.status}`, retryAfterMs: retryAfterMs(res) }
     } catch (err) {
-      const cause = (err as { cause?: { code?: string } }).cause?.code
-      return { ok: false, error: `${(err as Error).name === 'TimeoutError' ? 'timeout' : (err as Error).message}${cause ? ` (${cause})` : ''}` }
+      // fetch says only "fetch failed"; what happened is in its cause.
+      const cause = (err as { cause?: { code?: string; message?: string } }).cause
+      const why = cause?.code ?? cause?.message
+      return { ok: false, error: `${(err as Error).name === 'TimeoutError' ? 'timeout' : (err as Error).message}${why ? ` (${why})` : ''}` }
     }
   }
 
