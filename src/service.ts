@@ -176,7 +176,7 @@ export const startService = async (config: Config, log: Logger = createLogger(co
     lexicons,
     auth,
     fanout,
-    limits: config.push,
+    limits: { ...config.push, rateLimitMax: config.api.rateLimitMax, rateLimitWindowMs: config.api.rateLimitWindowMs },
     log: log.child({ component: 'push' }),
   })
   await webhooks.start()

@@ -224,3 +224,25 @@ describe('subscribeInvites', () => {
     expect(out).not.toContain(token)
   })
 })
+
+describe('subscribeInvites connection limit', () => {
+  it('refuses connection attempts past RATE_LIMIT_MAX per address with 429 RateLimitExceeded', async () => {
+    const h = await startHarness({ api: { ...testConfig('x').api, rateLimitMax: 3 } })
+    const clients: PushClient[] = []
+    try {
+      const user = await createUser('rl')
+      const token = await user.token(SUBSCRIBE_INVITES)
+      for (let i = 0; i < 3; i++) {
+        const c = new PushClient(h.service.url, { token })
+        clients.push(c)
+        await c.opened
+      }
+      const refused = new PushClient(h.service.url, { token })
+      clients.push(refused)
+      await expect(refused.opened).rejects.toThrow('HTTP 429')
+    } finally {
+      for (const c of clients) c.ws.terminate()
+      await h.stop()
+    }
+  })
+})

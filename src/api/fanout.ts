@@ -173,8 +173,14 @@ export class Fanout {
       frame ??= changeFrame(change)
       // A listener may remove itself (cut as too slow) while we iterate: iterate a copy.
       for (const l of [...set]) {
-        l.receive(change, frame)
-        this.stats.framesSent++
+        // One listener's failure must not cost the others this change (the position has moved).
+        try {
+          l.receive(change, frame)
+          this.stats.framesSent++
+        } catch (err) {
+          this.stats.lastError = (err as Error).message
+          this.log.error({ err, seq: change.id }, 'handing a change to a subscriber failed')
+        }
       }
     }
   }

@@ -13,6 +13,7 @@ import type { ServiceAuth } from './auth.ts'
 import { XrpcError, invalidRequest } from './errors.ts'
 import { changeFrame, type Fanout, type FeedListener } from './fanout.ts'
 import { assertParams, defined } from './params.ts'
+import { Lru } from '../lru.ts'
 
 export const SUBSCRIBE_INVITES = 'pub.chive.collabIndexer.subscribeInvites'
 const PATH = `/xrpc/${SUBSCRIBE_INVITES}`
@@ -29,6 +30,9 @@ export interface SubscriptionLimits {
   heartbeatMs: number
   /** Subscriptions this process serves at once. */
   maxConnections: number
+  /** Connection attempts per client address per window, as for the API's requests; 0: no limit. */
+  rateLimitMax: number
+  rateLimitWindowMs: number
 }
 
 export interface SubscriptionDeps {
@@ -127,11 +131,31 @@ export const attachSubscriptions = (server: Server, deps: SubscriptionDeps) => {
   }, limits.heartbeatMs)
   heartbeat.unref()
 
+  // Upgrades do not pass through Fastify, so its rate limiter does not see them: each attempt
+  // costs a token check (and, for an unknown issuer, a DID document fetch), so it is limited here.
+  const attempts = new Lru<string, { count: number; resetAt: number }>(100_000)
+  const limited = (address: string): number | null => {
+    if (limits.rateLimitMax <= 0) return null
+    const now = Date.now()
+    let entry = attempts.get(address)
+    if (!entry || entry.resetAt <= now) attempts.set(address, (entry = { count: 0, resetAt: now + limits.rateLimitWindowMs }))
+    entry.count++
+    return entry.count > limits.rateLimitMax ? Math.ceil((entry.resetAt - now) / 1000) : null
+  }
+  const answer = (socket: Duplex, status: string, error: string, message: string, headers = '') => {
+    const body = JSON.stringify({ error, message })
+    socket.end(`HTTP/1.1 ${status}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n${headers}Connection: close\r\n\r\n${body}`)
+  }
+
   const onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     const url = new URL(req.url ?? '/', 'http://localhost')
     if (url.pathname !== PATH && url.pathname !== `${PATH}/`) {
-      const body = JSON.stringify({ error: 'NotFound', message: `no subscription at ${url.pathname}` })
-      socket.end(`HTTP/1.1 404 Not Found\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`)
+      answer(socket, '404 Not Found', 'NotFound', `no subscription at ${url.pathname}`)
+      return
+    }
+    const retryAfter = limited(req.socket.remoteAddress ?? '')
+    if (retryAfter !== null) {
+      answer(socket, '429 Too Many Requests', 'RateLimitExceeded', `at most ${limits.rateLimitMax} connections per ${limits.rateLimitWindowMs / 1000} s; retry in ${retryAfter} s`, `Retry-After: ${retryAfter}\r\n`)
       return
     }
     socket.on('error', () => socket.destroy())
