@@ -212,10 +212,12 @@ export const attachSubscriptions = (server: Server, deps: SubscriptionDeps) => {
       if (ended) return
       const expireAt = (exp: number) => {
         if (expiry) clearTimeout(expiry)
+        if (ended) return
         expiry = setTimeout(() => {
           stats.expired++
           end('ExpiredToken', 'the token expired: send a #refresh before exp, or reconnect with a new token and the last seq as cursor')
-        }, Math.max(0, exp * 1000 - Date.now()))
+          // A longer delay than a timer holds would fire at once: such a stream ends after ~24 days.
+        }, Math.min(2 ** 31 - 1, Math.max(0, exp * 1000 - Date.now())))
         expiry.unref()
       }
       expireAt(caller.exp)
