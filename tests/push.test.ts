@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createLogger } from '../src/log.ts'
 import { startService } from '../src/service.ts'
 import { SUBSCRIBE_INVITES } from '../src/api/subscription.ts'
+import { listenApplicationName } from '../src/db/changes.ts'
 import { ADMIN_PASSWORD, moderator } from './support/admin.ts'
 import { LIST_INVITES, createUser, lexicons, startHarness, testConfig, waitFor, type Harness, type Ref, type User } from './support/harness.ts'
 import { PushClient, type Change } from './support/push-client.ts'
@@ -200,6 +201,20 @@ describe('subscribeInvites', () => {
     } finally {
       await replica.stop()
     }
+  })
+
+  it('keeps pushing when its LISTEN connection is killed: it reads the feed, reconnects, and says so in _health', async () => {
+    const c = await connect(bob)
+    const killed = await h.service.pool.query<{ ok: boolean }>(
+      `SELECT pg_terminate_backend(pid) AS ok FROM pg_stat_activity WHERE application_name = $1 AND datname = current_database()`,
+      [listenApplicationName(h.config.databaseSchema)],
+    )
+    expect(killed.rows.length).toBeGreaterThan(0)
+    expect(killed.rows.every((r) => r.ok)).toBe(true)
+    const node = await alice.node()
+    const invite = await alice.invite(node, bob)
+    await c.waitForChange((x) => x.invite.uri === invite.uri, 'a push after the LISTEN connection died')
+    await waitFor(async () => (await h.get<{ push: { listening: boolean } }>('_health')).body.push.listening, 'LISTEN back')
   })
 
   it('a cursor below what the retention purged is told OutdatedCursor, then replayed from there', async () => {

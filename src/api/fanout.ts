@@ -78,6 +78,7 @@ export class Fanout {
     if (this.stopped) return
     try {
       this.listen = await listenForChanges(this.databaseUrl, this.schema, () => this.wake(), (err) => this.lost(err))
+      if (this.stats.lastError !== null) this.log.info('change feed LISTEN connection back')
       // Commits notified while we were away are lost with the connection: read what is there.
       this.wake()
     } catch (err) {
@@ -91,7 +92,8 @@ export class Fanout {
     this.listen = null
     void had?.close()
     if (this.stopped || this.listenRetry) return
-    this.log.warn({ err: err.message }, 'change feed LISTEN connection lost; polling until it is back')
+    // Once per outage, not once per reconnection attempt.
+    if (had) this.log.warn({ err: err.message }, 'change feed LISTEN connection lost; polling until it is back')
     this.listenRetry = setTimeout(() => {
       this.listenRetry = null
       void this.connect()

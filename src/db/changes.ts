@@ -113,6 +113,8 @@ export const feedBounds = async (pool: Pool): Promise<FeedBounds> => {
 }
 
 export const CHANGE_CHANNEL = 'chive_invite_change'
+/** The LISTEN connection's `application_name` (Postgres keeps its first 63 bytes). */
+export const listenApplicationName = (schema: string): string => `chive-collab-indexer:listen:${schema}`.slice(0, 63)
 
 /**
  * A connection of its own that LISTENs for feed commits of `schema`; `onChange` on each (and
@@ -124,7 +126,8 @@ export const listenForChanges = async (
   onChange: () => void,
   onError: (err: Error) => void,
 ): Promise<{ close(): Promise<void> }> => {
-  const client = new pg.Client({ connectionString: url, keepAlive: true })
+  // Named, so that operators (and tests) can tell it apart in pg_stat_activity.
+  const client = new pg.Client({ connectionString: url, keepAlive: true, application_name: listenApplicationName(schema) })
   client.on('notification', (n) => {
     if (n.channel === CHANGE_CHANNEL && n.payload === schema) onChange()
   })
