@@ -3,7 +3,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createLogger } from '../src/log.ts'
 import { startService } from '../src/service.ts'
 import { SUBSCRIBE_INVITES } from '../src/api/subscription.ts'
-import { listenApplicationName } from '../src/db/changes.ts'
+import { changesAfter, feedBounds, listenApplicationName } from '../src/db/changes.ts'
+import { generateProvenInvites } from '../src/db/bench-data.ts'
 import { ADMIN_PASSWORD, moderator } from './support/admin.ts'
 import { LIST_INVITES, createUser, lexicons, startHarness, testConfig, waitFor, type Harness, type Ref, type User } from './support/harness.ts'
 import { PushClient, type Change } from './support/push-client.ts'
@@ -217,10 +218,44 @@ describe('subscribeInvites', () => {
     await waitFor(async () => (await h.get<{ push: { listening: boolean } }>('_health')).body.push.listening, 'LISTEN back')
   })
 
+  it('feed ids commit in the order they are drawn: a reader of "after my position" misses none under concurrent writers', async () => {
+    const pool = h.service.pool
+    const start = (await feedBounds(pool)).head
+    let position = start
+    const seen: number[] = []
+    let writing = true
+    const read = async () => {
+      for (const c of await changesAfter(pool, position, 500)) {
+        seen.push(c.id)
+        position = c.id
+      }
+    }
+    const reader = (async () => {
+      while (writing) await read()
+    })()
+    await Promise.all(
+      Array.from({ length: 6 }, async (_, w) => {
+        for (let k = 0; k < 15; k++) {
+          await generateProvenInvites(pool, { inviter: 'did:plc:feedwriter', invitees: [`did:plc:feedreader${w}`], perInvitee: 3, tag: `w${w}k${k}` })
+        }
+      }),
+    )
+    writing = false
+    await reader
+    await read()
+    const all = await pool.query<{ id: number }>('SELECT id FROM invite_change WHERE id > $1 ORDER BY id', [start])
+    expect(all.rows.length).toBeGreaterThanOrEqual(6 * 15 * 3)
+    expect(seen).toEqual(all.rows.map((r) => r.id))
+  })
+
   it('a cursor below what the retention purged is told OutdatedCursor, then replayed from there', async () => {
     const pool = h.service.pool
-    const { rows } = await pool.query<{ id: number }>('SELECT max(id)::int AS id FROM invite_change')
-    const cut = (rows[0]?.id ?? 0) - 2
+    // Everything before bob's last change goes.
+    const { rows } = await pool.query<{ id: number }>(
+      'SELECT max(c.id)::int AS id FROM invite_change c JOIN invite i ON i.uri = c.invite_uri WHERE i.invitee = $1',
+      [bob.did],
+    )
+    const cut = (rows[0]?.id ?? 0) - 1
     await pool.query(`UPDATE invite_change SET at = now() - interval '400 days' WHERE id <= $1`, [cut])
     expect((await h.service.upkeep.run()).changes).toBeGreaterThan(0)
     const c = await connect(bob, { params: { cursor: 0 } })
