@@ -67,6 +67,11 @@ describe('subscribeInvites', () => {
     expect(takenDown.invite.message).toBeUndefined()
     await mod.act('restoreInvite', { uri: invite.uri, reason: 'test' })
     await asBob.waitForChange(kindOf(invite.uri, 'restored'), 'restored')
+    // An inviter's block hides all of their invites, and its lifting shows them again.
+    await mod.act('blockInviter', { did: alice.did, reason: 'test' })
+    await waitFor(async () => asBob.changes.filter((c) => c.kind === 'takenDown').length === 2, 'takenDown by the block')
+    await mod.act('unblockInviter', { did: alice.did, reason: 'test' })
+    await waitFor(async () => asBob.changes.filter((c) => c.kind === 'restored').length === 2, 'restored by the unblock')
     await alice.delete(invite.uri)
     expect((await asBob.waitForChange(kindOf(invite.uri, 'deleted'), 'deleted')).invite.state).toBe('rejected')
 
@@ -90,7 +95,7 @@ describe('subscribeInvites', () => {
     expect([...seqs].sort((a, b) => a - b)).toEqual(seqs)
     expect(new Set(seqs).size).toBe(seqs.length)
     expect(asBob.changes.map((c) => c.kind)).toEqual([
-      'created', 'updated', 'accepted', 'acceptanceWithdrawn', 'takenDown', 'restored', 'deleted',
+      'created', 'updated', 'accepted', 'acceptanceWithdrawn', 'takenDown', 'restored', 'takenDown', 'restored', 'deleted',
       'created', 'subjectDeleted', 'created', 'expired',
     ])
     expect(asCarol.changes).toEqual([])

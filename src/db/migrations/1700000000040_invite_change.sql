@@ -9,7 +9,7 @@ CREATE TABLE invite_change (
   id bigint PRIMARY KEY,
   invite_uri text NOT NULL,
   -- created, updated, accepted, acceptanceWithdrawn, expired, deleted, subjectDeleted,
-  -- takenDown, restored
+  -- takenDown, restored (an invite's takedown, or its inviter's block)
   kind text NOT NULL,
   audit_id bigint NOT NULL,
   at timestamptz NOT NULL DEFAULT now()
@@ -59,6 +59,15 @@ BEGIN
           SELECT 1 FROM invite_change c WHERE c.invite_uri = target AND c.kind = 'created' AND c.audit_id > last_write.id)
         THEN 'created' ELSE 'updated' END;
     END IF;
+  END IF;
+  -- A block hides every invite of the inviter (subject: the DID), an unblock shows them again.
+  IF NEW.event IN ('block', 'unblock') THEN
+    PERFORM pg_advisory_xact_lock(hashtext('invite_change:' || current_schema()));
+    INSERT INTO invite_change (id, invite_uri, kind, audit_id)
+      SELECT nextval('invite_change_id'), i.uri, CASE NEW.event WHEN 'block' THEN 'takenDown' ELSE 'restored' END, NEW.id
+      FROM (SELECT uri FROM invite WHERE inviter = NEW.subject AND deleted_at IS NULL ORDER BY uri) i;
+    PERFORM pg_notify('chive_invite_change', current_schema());
+    RETURN NULL;
   END IF;
   IF change_kind IS NULL OR target IS NULL THEN
     RETURN NULL;
