@@ -74,6 +74,8 @@ export interface Config {
   retention: {
     days: number
     intervalMs: number
+    /** How often expired invites are recorded (and so pushed), apart from the rest of the upkeep. */
+    expiryIntervalMs: number
   }
   /** Limits of the public API. */
   api: {
@@ -305,6 +307,7 @@ export const loadConfig = (): Config => {
     retention: {
       days: intEnv('RETENTION_DAYS', 30, 1, 36_500),
       intervalMs: intEnv('RETENTION_INTERVAL_SECONDS', 3600, 1, 86_400) * 1000,
+      expiryIntervalMs: intEnv('EXPIRY_INTERVAL_SECONDS', 10, 1, 86_400) * 1000,
     },
     api: {
       rateLimitMax: intEnv('RATE_LIMIT_MAX', 300, 0, 1_000_000),

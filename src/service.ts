@@ -167,7 +167,13 @@ export const startService = async (config: Config, log: Logger = createLogger(co
     log,
     { limits: config.api, metrics },
   )
-  const upkeep = new Upkeep({ pool, days: config.retention.days, intervalMs: config.retention.intervalMs, log: log.child({ component: 'upkeep' }) })
+  const upkeep = new Upkeep({
+    pool,
+    days: config.retention.days,
+    intervalMs: config.retention.intervalMs,
+    expiryIntervalMs: config.retention.expiryIntervalMs,
+    log: log.child({ component: 'upkeep' }),
+  })
   await campaign()
   const campaigner = setInterval(() => void campaign(), config.leaderRetryMs)
   upkeep.start()

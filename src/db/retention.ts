@@ -1,6 +1,31 @@
 import type { Pool } from './pool.ts'
 import { INVITE_NSID } from './effects.ts'
 import { inTransaction } from './transaction.ts'
+import type { PoolClient } from './pool.ts'
+
+/** Records in the audit trail, once, each invite whose expiresAt has passed (again if it changes). */
+const insertExpiries = async (client: PoolClient): Promise<number> => {
+  const res = await client.query(
+    `INSERT INTO audit_event (subject, collection, repo, event, reason, record)
+     SELECT i.uri, $1, i.inviter, 'expiry', 'expired', jsonb_build_object('expiresAt', i.expires_at)
+     FROM invite i
+     WHERE i.expires_at <= now() AND i.deleted_at IS NULL
+       AND NOT EXISTS (SELECT 1 FROM audit_event e WHERE e.subject = i.uri AND e.event = 'expiry'
+                         AND (e.record->>'expiresAt')::timestamptz = i.expires_at)`,
+    [INVITE_NSID],
+  )
+  return res.rowCount ?? 0
+}
+
+/**
+ * Just the expiries, often (each one is a push): one replica at a time per schema, under the
+ * upkeep's lock, so the two never record the same expiry twice. 0 when another holds it.
+ */
+export const recordExpiries = (pool: Pool): Promise<number> =>
+  inTransaction(pool, async (client) => {
+    const lock = await client.query<{ ok: boolean }>(`SELECT pg_try_advisory_xact_lock(hashtext('upkeep:' || current_schema())) AS ok`)
+    return lock.rows[0]?.ok ? insertExpiries(client) : 0
+  })
 
 export interface UpkeepResult {
   /** false when another replica was running it. */
@@ -25,15 +50,7 @@ export const runUpkeep = (pool: Pool, retentionDays: number): Promise<UpkeepResu
       `SELECT pg_try_advisory_xact_lock(hashtext('upkeep:' || current_schema())) AS ok`,
     )
     if (!lock.rows[0]?.ok) return { ran: false, expired: 0, tombstones: 0, rejections: 0, samples: 0, changes: 0 }
-    const expired = await client.query(
-      `INSERT INTO audit_event (subject, collection, repo, event, reason, record)
-       SELECT i.uri, $1, i.inviter, 'expiry', 'expired', jsonb_build_object('expiresAt', i.expires_at)
-       FROM invite i
-       WHERE i.expires_at <= now() AND i.deleted_at IS NULL
-         AND NOT EXISTS (SELECT 1 FROM audit_event e WHERE e.subject = i.uri AND e.event = 'expiry'
-                           AND (e.record->>'expiresAt')::timestamptz = i.expires_at)`,
-      [INVITE_NSID],
-    )
+    const expired = await insertExpiries(client)
     const cutoff = `now() - $1 * interval '1 day'`
     const tombstones = await client.query<{ n: number }>(
       `WITH gone AS (DELETE FROM invite WHERE deleted_at < ${cutoff} RETURNING uri),
@@ -60,7 +77,7 @@ export const runUpkeep = (pool: Pool, retentionDays: number): Promise<UpkeepResu
     )
     return {
       ran: true,
-      expired: expired.rowCount ?? 0,
+      expired,
       tombstones: tombstones.rows[0]?.n ?? 0,
       rejections: rejections.rowCount ?? 0,
       samples: samples.rowCount ?? 0,
