@@ -6,7 +6,7 @@ import type { Logger } from '../log.ts'
 import type { Metrics } from '../metrics.ts'
 import type { TrustProxy } from '../config.ts'
 import type { ApiContext } from './context.ts'
-import { XrpcError } from './errors.ts'
+import { isDatabaseUnavailable, XrpcError } from './errors.ts'
 import { registerHealth } from './health.ts'
 import { registerListCollaborators } from './collaborators.ts'
 import { registerListInvites } from './invites.ts'
@@ -29,15 +29,6 @@ export interface ApiLimits {
 export interface ApiOptions {
   limits: ApiLimits
   metrics?: Metrics | undefined
-}
-
-// Errors that mean "the database is not there right now", not "the request was wrong".
-const isDatabaseUnavailable = (err: unknown): boolean => {
-  const code = (err as { code?: unknown }).code
-  return (
-    (typeof code === 'string' && (/^(ECONNREFUSED|ECONNRESET|ETIMEDOUT|57P0[1-3]|08\d{3})$/.test(code))) ||
-    /Connection terminated|timeout exceeded when trying to connect/i.test((err as Error).message ?? '')
-  )
 }
 
 const UNLIMITED = new Set(['/xrpc/_health', '/metrics'])

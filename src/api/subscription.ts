@@ -10,7 +10,7 @@ import type { Pool } from '../db/pool.ts'
 import { changesAfter, feedBounds, type InviteChange } from '../db/changes.ts'
 import type { InviteRow } from '../db/queries.ts'
 import type { ServiceAuth } from './auth.ts'
-import { XrpcError, invalidRequest } from './errors.ts'
+import { XrpcError, invalidRequest, isDatabaseUnavailable } from './errors.ts'
 import { changeFrame, type Fanout, type FeedListener } from './fanout.ts'
 import { assertParams, defined } from './params.ts'
 import { Lru } from '../lru.ts'
@@ -192,6 +192,7 @@ export const attachSubscriptions = (server: Server, deps: SubscriptionDeps) => {
     const refuse = (err: unknown) => {
       stats.refused++
       if (err instanceof XrpcError) return end(err.error, err.message)
+      if (isDatabaseUnavailable(err)) return end('ServiceUnavailable', 'the database is unavailable; reconnect with the last seq as cursor')
       log.error({ err }, 'subscription failed')
       end('InternalServerError', 'internal error')
     }
