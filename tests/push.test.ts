@@ -137,6 +137,10 @@ describe('subscribeInvites', () => {
     const invite = await alice.invite(node, bob)
     await browser.waitForChange((c) => c.invite.uri === invite.uri, 'browser push')
     await scoped.waitForChange((c) => c.invite.uri === invite.uri, 'scoped push')
+    const bySubject = await connect(alice, { params: { subjectUri: node.uri } })
+    const onSubject = await alice.invite(node, carol)
+    await bySubject.waitForChange((c) => c.invite.uri === onSubject.uri, 'a push on a subject in the caller repo')
+    expect(bySubject.changes.every((c) => c.invite.subjectUri === node.uri)).toBe(true)
     const other = await connect(bob, { params: { inviter: bob.did } })
     const mine = await bob.node()
     const own = await bob.invite(mine, carol)
@@ -296,6 +300,28 @@ describe('subscribeInvites connection limit', () => {
       await expect(refused.opened).rejects.toThrow('HTTP 429')
     } finally {
       for (const c of clients) c.ws.terminate()
+      await h.stop()
+    }
+  })
+})
+
+describe('subscribeInvites heartbeats', () => {
+  it('pings every SUBSCRIBE_HEARTBEAT_MS and drops a client that stops answering; one that answers stays', async () => {
+    const h = await startHarness({ push: { ...testConfig('x').push, heartbeatMs: 150 } })
+    try {
+      const user = await createUser('hb')
+      const token = await user.token(SUBSCRIBE_INVITES)
+      const answering = new PushClient(h.service.url, { token })
+      // A client whose pongs never come, as a vanished peer's.
+      const silent = new PushClient(h.service.url, { token, autoPong: false })
+      await Promise.all([answering.opened, silent.opened])
+      let pings = 0
+      answering.ws.on('ping', () => pings++)
+      await silent.closed
+      await waitFor(async () => pings >= 4, 'four pings answered')
+      expect(answering.closedWith).toBeUndefined()
+      answering.ws.terminate()
+    } finally {
       await h.stop()
     }
   })

@@ -24,12 +24,16 @@ export class PushClient {
   readonly closed: Promise<{ code: number; reason: string }>
   closedWith: { code: number; reason: string } | undefined
 
-  constructor(base: string, opts: { token?: string | undefined; browser?: boolean; params?: Record<string, string | number> } = {}) {
+  constructor(
+    base: string,
+    opts: { token?: string | undefined; browser?: boolean; params?: Record<string, string | number>; autoPong?: boolean } = {},
+  ) {
     const url = new URL(`/xrpc/${SUBSCRIBE_INVITES}`, base.replace(/^http/, 'ws'))
     for (const [k, v] of Object.entries(opts.params ?? {})) url.searchParams.set(k, String(v))
     const browser = opts.browser === true && opts.token !== undefined
     this.ws = new WebSocket(url, browser ? [BEARER_PROTOCOL, opts.token as string] : [], {
       headers: !browser && opts.token !== undefined ? { authorization: `Bearer ${opts.token}` } : {},
+      autoPong: opts.autoPong ?? true,
     })
     this.ws.on('message', (data: Buffer) => {
       const frame = Frame.fromBytes(new Uint8Array(data))
