@@ -146,7 +146,6 @@ export const startService = async (config: Config, log: Logger = createLogger(co
   const push = {
     fanout: () => fanout.status,
     subscriptions: () => subscriptions?.stats,
-    webhooks: webhooks.status,
     webhookUrls: config.webhooks.urls,
   }
   const scraped = createMetrics({ pool: apiPool, relayUrl: config.relayUrl, indexer, verifier, backfiller, push })

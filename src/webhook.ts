@@ -30,11 +30,6 @@ export interface WebhookOptions {
   log: Logger
 }
 
-export interface WebhookProcessStatus {
-  /** Outcomes of this process's attempts, per URL. */
-  attempts: Record<string, { delivered: number; failed: number }>
-}
-
 /** Capped exponential backoff with jitter: between half and all of base·2^(n-1), at most `max`. */
 export const backoffDelay = (attempt: number, baseMs: number, maxMs: number, random = Math.random): number => {
   const ceiling = Math.min(maxMs, baseMs * 2 ** Math.min(30, Math.max(0, attempt - 1)))
@@ -67,12 +62,10 @@ export class WebhookDelivery {
   private loops: Promise<void>[] = []
   private unwatch: (() => void) | null = null
   private feedId = ''
-  readonly status: WebhookProcessStatus = { attempts: {} }
 
   constructor(opts: WebhookOptions) {
     this.opts = opts
     this.leaseMs = opts.timeoutMs * 2 + 10_000
-    for (const url of opts.urls) this.status.attempts[url] = { delivered: 0, failed: 0 }
   }
 
   async start(): Promise<void> {
@@ -129,12 +122,10 @@ export class WebhookDelivery {
       }
       const outcome = await this.post(url, change as InviteChange & { invite: InviteRow }, attempts + 1)
       if (outcome.ok) {
-        this.status.attempts[url]!.delivered++
         attempts = 0
         if (!(await recordDelivered(pool, url, this.owner, change.id, true))) return
         continue
       }
-      this.status.attempts[url]!.failed++
       const delay = Math.min(this.opts.maxBackoffMs, Math.max(outcome.retryAfterMs ?? 0, backoffDelay(attempts + 1, this.opts.backoffBaseMs, this.opts.maxBackoffMs)))
       this.opts.log.warn({ url, seq: change.id, attempt: attempts + 1, error: outcome.error, retryInMs: delay }, 'webhook delivery failed')
       await recordFailure(pool, url, this.owner, outcome.error, delay)

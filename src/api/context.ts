@@ -4,13 +4,11 @@ import type { ServiceAuth } from './auth.ts'
 import type { AdminAccess, ModeratorAuth } from './admin-auth.ts'
 import type { FanoutStatus } from './fanout.ts'
 import type { SubscriptionStats } from './subscription.ts'
-import type { WebhookProcessStatus } from '../webhook.ts'
 
 /** What this process pushes: subscriptions (through the fanout) and webhooks. */
 export interface PushSources {
   fanout(): FanoutStatus
   subscriptions(): SubscriptionStats | undefined
-  webhooks: WebhookProcessStatus
   webhookUrls: string[]
 }
 

@@ -50,6 +50,9 @@ export const registerHealth = (app: FastifyInstance, ctx: ApiContext): void => {
         feedPosition: fanout.position,
         subscribers: subs?.connections ?? 0,
         slowConsumersCut: subs?.slowConsumersCut ?? 0,
+        // Refused at connect (auth, parameters, limits) and ended at their token's exp.
+        refused: subs?.refused ?? 0,
+        expired: subs?.expired ?? 0,
         lastError: fanout.lastError,
       },
       // Every configured endpoint, whichever replica delivers to it.
