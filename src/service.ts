@@ -80,17 +80,21 @@ export const startService = async (config: Config, log: Logger = createLogger(co
   })
   // Every replica serves the API; one at a time ingests (stream, proofs, backfill).
   let leading = false
+  // Webhooks are delivered by the leader (set below, once the fanout exists): a leader killed
+  // mid-delivery is replaced within LEADER_RETRY_MS, and its successor takes the endpoints over.
+  let webhooks: WebhookDelivery | undefined
   const ingest = {
     async start() {
       await indexer.start()
       verifier.start()
       backfiller.start()
+      await webhooks?.start()
       leading = true
     },
     async stop() {
       if (!leading) return
       leading = false
-      await Promise.all([indexer.stop(), verifier.stop(), backfiller.stop()])
+      await Promise.all([indexer.stop(), verifier.stop(), backfiller.stop(), webhooks?.stop()])
     },
   }
   // Leadership changes one at a time, in order.
@@ -131,7 +135,7 @@ export const startService = async (config: Config, log: Logger = createLogger(co
   // Every replica pushes: the feed reaches each one through Postgres (LISTEN/NOTIFY).
   const fanout = new Fanout({ pool: apiPool, databaseUrl, schema: config.databaseSchema, pollMs: config.push.pollMs, log: log.child({ component: 'push' }) })
   await fanout.start()
-  const webhooks = new WebhookDelivery({
+  webhooks = new WebhookDelivery({
     pool,
     urls: config.webhooks.urls,
     secret: config.webhooks.secret ?? '',
@@ -184,7 +188,6 @@ export const startService = async (config: Config, log: Logger = createLogger(co
     limits: { ...config.push, rateLimitMax: config.api.rateLimitMax, rateLimitWindowMs: config.api.rateLimitWindowMs },
     log: log.child({ component: 'push' }),
   })
-  await webhooks.start()
   const address = await api.listen({ port: config.port, host: config.host })
   log.info({ address, relay: config.relayUrl, serviceDid: config.serviceDid, leader: leading }, 'service ready')
   // Otherwise the first sign of it is a moderator who cannot sign in.
@@ -212,7 +215,7 @@ export const startService = async (config: Config, log: Logger = createLogger(co
         clearInterval(campaigner)
         await attempt
         await transition
-        await Promise.all([ingest.stop(), upkeep.stop(), webhooks.stop()])
+        await Promise.all([ingest.stop(), upkeep.stop()])
         await lock.release()
         subscriptions?.close()
         await fanout.stop()

@@ -3,7 +3,7 @@ import type { Logger } from './log.ts'
 import type { Pool } from './db/pool.ts'
 import { changesAfter, feedBounds, type InviteChange } from './db/changes.ts'
 import type { InviteRow } from './db/queries.ts'
-import { leaseEndpoint, recordDelivered, recordFailure, registerEndpoints, releaseEndpoint } from './db/webhook.ts'
+import { leaseEndpoint, recordDelivered, recordFailure, registerEndpoints, releaseEndpoint, takeOverEndpoints } from './db/webhook.ts'
 import { changeMessage } from './api/fanout.ts'
 import { SUBSCRIBE_INVITES } from './api/subscription.ts'
 
@@ -50,8 +50,9 @@ const retryAfterMs = (res: Response): number | undefined => {
  * POST. The outbox is the feed itself (written in the transaction of each change); an endpoint's
  * position moves only after its receiver answered 2xx. A failure is retried (the same change,
  * with the same idempotency key) after a capped, jittered backoff, for as long as it fails: a
- * receiver that is down holds its own endpoint back and nothing else. Every replica runs this;
- * one at a time delivers to an endpoint, under a lease in Postgres.
+ * receiver that is down holds its own endpoint back and nothing else. The ingest leader runs
+ * this, under a lease per endpoint in Postgres that it takes over when it becomes leader (a
+ * deposed leader that does not know it yet can no longer move a position).
  */
 export class WebhookDelivery {
   private readonly opts: WebhookOptions
@@ -68,9 +69,12 @@ export class WebhookDelivery {
     this.leaseMs = opts.timeoutMs * 2 + 10_000
   }
 
+  /** Run by the ingest leader: the endpoints' leases of a predecessor (dead, or deposed) are taken over. */
   async start(): Promise<void> {
     if (this.opts.urls.length === 0) return
+    this.stopped = false
     await registerEndpoints(this.opts.pool, this.opts.urls)
+    await takeOverEndpoints(this.opts.pool, this.opts.urls, this.owner, this.leaseMs)
     this.feedId = (await feedBounds(this.opts.pool)).feedId
     this.unwatch = this.opts.watch(() => this.wakeAll())
     this.loops = this.opts.urls.map((url) => this.run(url))

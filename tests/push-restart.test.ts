@@ -1,14 +1,18 @@
+import { createServer } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import { afterAll, describe, expect, it } from 'vitest'
 import pg from 'pg'
+import { IDEMPOTENCY_HEADER } from '../src/webhook.ts'
 import { SUBSCRIBE_INVITES } from '../src/api/subscription.ts'
 import { SERVICE_DID, createUser, freshSchema, pdsUrl, testConfig, waitFor, type Ref } from './support/harness.ts'
 import { PushClient, type Change } from './support/push-client.ts'
 import { spawnService } from './support/service-process.ts'
 
 /**
- * The service as `npm start` runs it, SIGKILLed while a subscriber listens and writes keep
- * coming: a subscriber that resumes from the last seq it received, on the restarted service,
- * has every change of its invites, each once.
+ * The service as `npm start` runs it, SIGKILLed while a subscriber listens, a webhook receiver
+ * is being delivered to, and writes keep coming: a subscriber that resumes from the last seq it
+ * received, on the restarted service, has every change of its invites, each once; the receiver
+ * has every change at least once, under the same idempotency key each time.
  */
 describe('push across a SIGKILL', () => {
   const children: ReturnType<typeof spawnService>[] = []
@@ -16,7 +20,18 @@ describe('push across a SIGKILL', () => {
     for (const c of children) c.child.kill('SIGKILL')
   })
 
-  it('a subscriber resuming with its last seq sees every change, once', async () => {
+  it('a subscriber resuming with its last seq sees every change, once; a webhook receiver, at least once', { timeout: 60_000 }, async () => {
+    const received = new Map<string, string[]>()
+    const receiver = createServer((req, res) => {
+      let body = ''
+      req.on('data', (d: Buffer) => (body += d.toString()))
+      req.on('end', () => {
+        const key = String(req.headers[IDEMPOTENCY_HEADER])
+        received.set(key, [...(received.get(key) ?? []), body])
+        res.writeHead(204).end()
+      })
+    })
+    await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', r))
     const schema = freshSchema()
     const databaseUrl = testConfig(schema).databaseUrl as string
     const env = {
@@ -33,6 +48,9 @@ describe('push across a SIGKILL', () => {
       RATE_LIMIT_MAX: '0',
       // Everything the service logs, to check that no token is among it.
       LOG_LEVEL: 'debug',
+      WEBHOOK_URLS: `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hook`,
+      WEBHOOK_SECRET: 'a webhook secret of some length',
+      WEBHOOK_BACKOFF_MS: '50',
     }
     const [alice, bob] = await Promise.all([createUser('ka'), createUser('kb')])
     const first = spawnService(env)
@@ -73,13 +91,27 @@ describe('push across a SIGKILL', () => {
         `SELECT c.id::int FROM invite_change c JOIN invite i ON i.uri = c.invite_uri WHERE i.invitee = $1 ORDER BY c.id`,
         [bob.did],
       )
-      const received = [...before.changes, ...after.changes].map((c) => c.seq)
-      expect(received).toEqual(feed.rows.map((r) => r.id))
+      const pushed = [...before.changes, ...after.changes].map((c) => c.seq)
+      expect(pushed).toEqual(feed.rows.map((r) => r.id))
+      // The webhook outbox: once the endpoint has passed the feed's head, every change of bob's
+      // invites was delivered, and a key delivered twice carried the same change.
+      const head = (await client.query<{ id: number }>('SELECT max(id)::int AS id FROM invite_change')).rows[0]?.id ?? 0
+      await waitFor(async () => {
+        const row = await client.query<{ position: number }>('SELECT position FROM webhook_endpoint')
+        return (row.rows[0]?.position ?? 0) >= head
+      }, 'the webhook endpoint to reach the head', 20_000)
+      const seqOf = (key: string) => Number(key.split(':')[1])
+      const delivered = new Set([...received.keys()].map(seqOf))
+      for (const { id } of feed.rows) expect(delivered.has(id), `change ${id} delivered`).toBe(true)
+      for (const bodies of received.values()) {
+        expect(new Set(bodies.map((b) => (JSON.parse(b) as { seq: number }).seq)).size).toBe(1)
+      }
       for (const t of tokens) expect(first.output() + second.output()).not.toContain((t as string).split('.')[2])
     } finally {
       await client.end()
       second.child.kill('SIGTERM')
       await second.exited
+      receiver.close()
     }
   })
 })

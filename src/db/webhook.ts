@@ -45,6 +45,13 @@ export const leaseEndpoint = async (pool: Pool, url: string, owner: string, ms: 
   return row ? { position: row.position, attempts: row.attempts, nextAttemptAt: row.next_attempt_at } : null
 }
 
+/** A new ingest leader's: the endpoints are its own at once, whoever held them. */
+export const takeOverEndpoints = (pool: Pool, urls: string[], owner: string, ms: number) =>
+  pool.query(
+    `UPDATE webhook_endpoint SET leased_by = $2, lease_until = now() + $3 * interval '1 millisecond' WHERE url = ANY($1::text[])`,
+    [urls, owner, ms],
+  )
+
 export const releaseEndpoint = (pool: Pool, url: string, owner: string) =>
   pool.query('UPDATE webhook_endpoint SET lease_until = NULL WHERE url = $1 AND leased_by = $2', [url, owner])
 
