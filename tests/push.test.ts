@@ -6,7 +6,7 @@ import { SUBSCRIBE_INVITES } from '../src/api/subscription.ts'
 import { changesAfter, feedBounds, listenApplicationName } from '../src/db/changes.ts'
 import { generateProvenInvites } from '../src/db/bench-data.ts'
 import { ADMIN_PASSWORD, moderator } from './support/admin.ts'
-import { LIST_INVITES, createUser, lexicons, startHarness, testConfig, waitFor, type Harness, type Ref, type User } from './support/harness.ts'
+import { LIST_INVITES, adminAgent, createUser, lexicons, startHarness, testConfig, waitFor, type Harness, type Ref, type User } from './support/harness.ts'
 import { PushClient, type Change } from './support/push-client.ts'
 
 /** Every #change must be valid against the subscription's lexicon, view and all. */
@@ -99,6 +99,24 @@ describe('subscribeInvites', () => {
     ])
     expect(asCarol.changes).toEqual([])
     expect(asCarol.errors).toEqual([])
+  })
+
+  it("an inviter's account taken down on their PDS hides their invites (takenDown), reinstated shows them (restored)", async () => {
+    const [dave, erin] = await Promise.all([createUser('pd'), createUser('pe')])
+    const asErin = await connect(erin)
+    const node = await dave.node()
+    const invite = await dave.invite(node, erin)
+    await asErin.waitForChange((c) => c.invite.uri === invite.uri && c.kind === 'created', 'created')
+    const takedown = (applied: boolean) =>
+      adminAgent().com.atproto.admin.updateSubjectStatus({
+        subject: { $type: 'com.atproto.admin.defs#repoRef', did: dave.did },
+        takedown: { applied, ref: applied ? 'push-test' : undefined },
+      })
+    await takedown(true)
+    const hidden = await asErin.waitForChange((c) => c.invite.uri === invite.uri && c.kind === 'takenDown', 'takenDown')
+    expect(hidden.invite.message).toBeUndefined()
+    await takedown(false)
+    await asErin.waitForChange((c) => c.invite.uri === invite.uri && c.kind === 'restored', 'restored')
   })
 
   it('refuses with an XRPC error frame: no token, wrong lxm, wrong aud, expired, another scope, bad params', async () => {

@@ -9,7 +9,7 @@ CREATE TABLE invite_change (
   id bigint PRIMARY KEY,
   invite_uri text NOT NULL,
   -- created, updated, accepted, acceptanceWithdrawn, expired, deleted, subjectDeleted,
-  -- takenDown, restored (an invite's takedown, or its inviter's block)
+  -- takenDown, restored (an invite's takedown, or its inviter's block or account status)
   kind text NOT NULL,
   audit_id bigint NOT NULL,
   at timestamptz NOT NULL DEFAULT now()
@@ -60,11 +60,15 @@ BEGIN
         THEN 'created' ELSE 'updated' END;
     END IF;
   END IF;
-  -- A block hides every invite of the inviter (subject: the DID), an unblock shows them again.
-  IF NEW.event IN ('block', 'unblock') THEN
+  -- A block, or an account that stops being active (taken down or deactivated on its PDS), hides
+  -- every invite of the inviter (subject: the DID); an unblock or reactivation shows them again.
+  IF NEW.event IN ('block', 'unblock', 'account') THEN
     PERFORM pg_advisory_xact_lock(hashtext('invite_change:' || current_schema()));
     INSERT INTO invite_change (id, invite_uri, kind, audit_id)
-      SELECT nextval('invite_change_id'), i.uri, CASE NEW.event WHEN 'block' THEN 'takenDown' ELSE 'restored' END, NEW.id
+      SELECT nextval('invite_change_id'), i.uri,
+             CASE WHEN NEW.event = 'block' OR (NEW.event = 'account' AND NEW.reason IS DISTINCT FROM 'active')
+                  THEN 'takenDown' ELSE 'restored' END,
+             NEW.id
       FROM (SELECT uri FROM invite WHERE inviter = NEW.subject AND deleted_at IS NULL ORDER BY uri) i;
     PERFORM pg_notify('chive_invite_change', current_schema());
     RETURN NULL;
