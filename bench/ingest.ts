@@ -21,7 +21,9 @@
  * (with `ours`: a CPU profile of its run), BENCH_RSS_SERIES=1 (the service's RSS over the run),
  * BENCH_CHECK=1 (the tracked corpus checks its own frames), BENCH_SERVICE_LOG=file.log (the service's
  * output, one file per profile), BENCH_SERVICE_DIR=dir (run the service of another checkout, e.g.
- * `git archive HEAD` unpacked with a node_modules link), BENCH_JSON=file (figures as JSON).
+ * `git archive HEAD` unpacked with a node_modules link), BENCH_JSON=file (figures as JSON),
+ * BENCH_SUBSCRIBERS=N (the service reads the relay through a proxy opened once N push
+ * subscriptions, of 100 other accounts, are connected: 0 for the same path without them).
  */
 import { WebSocket } from 'ws'
 import { spawn, spawnSync } from 'node:child_process'
@@ -102,12 +104,78 @@ const ceiling = async (st: Stream) => {
 
 const QUARTERS = [0.25, 0.5, 0.75, 1]
 
+const SUBSCRIBERS = process.env.BENCH_SUBSCRIBERS === undefined ? undefined : Number(process.env.BENCH_SUBSCRIBERS)
+const PUSH_AUDIENCE = 'did:web:bench.test'
+
+/** A TCP proxy to `target` whose port refuses connections until `open()`. */
+const lateProxy = async (target: string) => {
+  const { createServer, connect } = await import('node:net')
+  const { freePort } = await import('../tests/support/postgres.ts')
+  const port = await freePort()
+  const to = new URL(target)
+  const sockets = new Set<import('node:net').Socket>()
+  const proxy = createServer((client) => {
+    const upstream = connect(Number(to.port), to.hostname)
+    for (const s of [client, upstream]) {
+      sockets.add(s)
+      s.on('error', () => {
+        client.destroy()
+        upstream.destroy()
+      })
+      s.on('close', () => sockets.delete(s))
+    }
+    client.pipe(upstream)
+    upstream.pipe(client)
+  })
+  return {
+    url: `ws://127.0.0.1:${port}`,
+    open: () => proxy.listen(port, '127.0.0.1'),
+    close: () => {
+      for (const s of sockets) s.destroy()
+      proxy.close()
+    },
+  }
+}
+
+/** `count` subscriptions (of 100 accounts of the local PDS) to the service at `address`. */
+const subscribe = async (address: string, count: number) => {
+  const { createAccount } = await import('./support/corpus.ts')
+  const lxm = 'pub.chive.collabIndexer.subscribeInvites'
+  const accounts = await Promise.all(Array.from({ length: Math.min(100, Math.max(1, count)) }, (_, i) => createAccount(net.pdsUrl, `sub${i}`)))
+  const tokens = await Promise.all(
+    accounts.map(async (a) => (await a.agent.com.atproto.server.getServiceAuth({ aud: PUSH_AUDIENCE, lxm, exp: Math.floor(Date.now() / 1000) + 3600 })).data.token),
+  )
+  const sockets: WebSocket[] = []
+  for (let i = 0; i < count; i += 200) {
+    await Promise.all(
+      Array.from({ length: Math.min(200, count - i) }, async (_, j) => {
+        const ws = new WebSocket(`${address.replace(/^http/, 'ws')}/xrpc/${lxm}`, { headers: { authorization: `Bearer ${tokens[(i + j) % tokens.length]}` } })
+        ws.on('error', () => {})
+        await new Promise((r, rej) => {
+          ws.once('open', r)
+          ws.once('error', rej)
+        })
+        sockets.push(ws)
+      }),
+    )
+  }
+  console.log(`${count} subscriptions connected before the stream starts`)
+  return { close: () => sockets.forEach((ws) => ws.terminate()) }
+}
+
 /** The service as `npm start` runs it, pinned to one core: throughput, its RSS over the run, its health at the end. */
 const service = async (st: Stream) => {
   const server = await spawnRelay({ file: st.file }, { cpus: RELAY_CPU })
+  // With BENCH_SUBSCRIBERS, the service reads the relay through a proxy that opens once that many
+  // subscriptions are connected, so the whole stream is ingested while they listen.
+  const gate = SUBSCRIBERS === undefined ? null : await lateProxy(server.url)
+  const relayUrl = gate?.url ?? server.url
   const schema = `bench_ingest_svc_${st.name}_${Date.now()}`
   const svc = spawnPinnedService(
-    { DATABASE_URL: db.url, DATABASE_SCHEMA: schema, RELAY_URL: server.url, PLC_URL: net.plcUrl, START_CURSOR: '0', BACKFILL_ON_GAP: 'false' },
+    {
+      DATABASE_URL: db.url, DATABASE_SCHEMA: schema, RELAY_URL: relayUrl, PLC_URL: net.plcUrl, START_CURSOR: '0', BACKFILL_ON_GAP: 'false',
+      SERVICE_DID: PUSH_AUDIENCE, SUBSCRIBE_MAX_CONNECTIONS: String((SUBSCRIBERS ?? 0) + 100), RELAY_MAX_BACKOFF_MS: '100', RATE_LIMIT_MAX: '0',
+    },
     CONSUMER_CPU,
     {
       logFile: process.env.BENCH_SERVICE_LOG ? process.env.BENCH_SERVICE_LOG.replace(/(\.\w+)?$/, `.${st.name}$1`) : undefined,
@@ -116,6 +184,8 @@ const service = async (st: Stream) => {
   )
   const pid = svc.child.pid as number
   const address = await svc.address
+  const subscribers = gate ? await subscribe(address, SUBSCRIBERS ?? 0) : null
+  gate?.open()
   const pool = createPool(db.url, schema)
   // From the first frame on the wire: the consumer's own start-up is not counted.
   const started = server.firstConnection()
@@ -131,7 +201,7 @@ const service = async (st: Stream) => {
     series.push(mb(rss))
     // The committed cursor, read straight from the database: polling /xrpc/_health as often
     // would take the service's own time.
-    const cursor = await readCursor(pool, server.url)
+    const cursor = await readCursor(pool, relayUrl)
     // Progress through the backlog: what the relay has written to the socket (a few thousand
     // frames ahead of the service at most; its cursor is committed too rarely to tell), and the
     // end, when the committed cursor reaches the last seq.
@@ -157,8 +227,10 @@ const service = async (st: Stream) => {
   }
   if (process.env.BENCH_RSS_SERIES) console.log(`service RSS MB every ~5 ms (${st.name}):`, series.join(' '))
   await pool.end()
+  subscribers?.close()
   svc.child.kill('SIGTERM')
   await svc.exited
+  gate?.close()
   await server.close()
   const ingest = health.ingest ?? {}
   return {

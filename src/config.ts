@@ -79,6 +79,8 @@ export interface Config {
   retention: {
     days: number
     intervalMs: number
+    /** How often expired invites are recorded (and so pushed), apart from the rest of the upkeep. */
+    expiryIntervalMs: number
   }
   /** Limits of the public API. */
   api: {
@@ -96,6 +98,23 @@ export interface Config {
      * hops (the proxies in front of us), or the proxies' addresses / CIDR ranges.
      */
     trustProxy: TrustProxy
+  }
+  /** Subscriptions (pub.chive.collabIndexer.subscribeInvites). */
+  push: {
+    /** The change feed is read at least this often (LISTEN/NOTIFY wakes it at once otherwise). */
+    pollMs: number
+    maxBufferedBytes: number
+    slowTimeoutMs: number
+    heartbeatMs: number
+    maxConnections: number
+  }
+  /** Every change POSTed to each URL, HMAC-signed with the secret. */
+  webhooks: {
+    urls: string[]
+    secret: string | undefined
+    timeoutMs: number
+    backoffBaseMs: number
+    maxBackoffMs: number
   }
   version: string
 }
@@ -221,6 +240,25 @@ const moderatorDidsEnv = (): string[] => {
   return dids
 }
 
+const webhookUrlsEnv = (): string[] => {
+  const urls = (env('WEBHOOK_URLS') ?? '').split(/[\s,]+/).filter((u) => u !== '')
+  for (const u of urls) {
+    let url: URL
+    try {
+      url = new URL(u)
+    } catch {
+      throw new Error(`WEBHOOK_URLS must list http(s) URLs, got "${u}"`)
+    }
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Error(`WEBHOOK_URLS must list http(s) URLs, got "${u}"`)
+  }
+  const secret = env('WEBHOOK_SECRET')
+  // Unsigned deliveries would let anyone who finds the receiver's URL forge notifications.
+  if (urls.length > 0 && (secret === undefined || secret.length < 16)) {
+    throw new Error('WEBHOOK_URLS needs WEBHOOK_SECRET (at least 16 characters) to sign the deliveries')
+  }
+  return urls
+}
+
 const packageVersion = (): string => {
   const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as {
     version: string
@@ -326,6 +364,7 @@ export const loadConfig = (): Config => {
     retention: {
       days: intEnv('RETENTION_DAYS', 30, 1, 36_500),
       intervalMs: intEnv('RETENTION_INTERVAL_SECONDS', 3600, 1, 86_400) * 1000,
+      expiryIntervalMs: intEnv('EXPIRY_INTERVAL_SECONDS', 10, 1, 86_400) * 1000,
     },
     api: {
       rateLimitMax: intEnv('RATE_LIMIT_MAX', 300, 0, 1_000_000),
@@ -335,6 +374,20 @@ export const loadConfig = (): Config => {
       statementTimeoutMs: intEnv('API_STATEMENT_TIMEOUT_MS', 5000, 10, 600_000),
       poolMax: intEnv('API_POOL_MAX', 8, 1, 1000),
       trustProxy: trustProxyEnv(),
+    },
+    push: {
+      pollMs: intEnv('SUBSCRIBE_POLL_MS', 1000, 10, 600_000),
+      maxBufferedBytes: intEnv('SUBSCRIBE_MAX_BUFFERED_BYTES', 1024 * 1024, 1024, 1024 * 1024 * 1024),
+      slowTimeoutMs: intEnv('SUBSCRIBE_SLOW_TIMEOUT_MS', 10_000, 10, 600_000),
+      heartbeatMs: intEnv('SUBSCRIBE_HEARTBEAT_MS', 30_000, 100, 3_600_000),
+      maxConnections: intEnv('SUBSCRIBE_MAX_CONNECTIONS', 20_000, 1, 1_000_000),
+    },
+    webhooks: {
+      urls: webhookUrlsEnv(),
+      secret: env('WEBHOOK_SECRET'),
+      timeoutMs: intEnv('WEBHOOK_TIMEOUT_MS', 10_000, 100, 600_000),
+      backoffBaseMs: intEnv('WEBHOOK_BACKOFF_MS', 1000, 1, 3_600_000),
+      maxBackoffMs: intEnv('WEBHOOK_MAX_BACKOFF_MS', 300_000, 1, 86_400_000),
     },
     version: packageVersion(),
   }

@@ -6,6 +6,8 @@ import { backfillProgress, type BackfillProgress } from './db/backfill.ts'
 import type { IndexerStatus } from './ingest/indexer.ts'
 import type { VerifierStatus } from './ingest/verifier.ts'
 import type { BackfillStatus } from './ingest/backfill.ts'
+import type { PushSources } from './api/context.ts'
+import { endpointStatus, type EndpointStatus } from './db/webhook.ts'
 
 /** What this process knows about its workers, read (never driven) at scrape time. */
 export interface MetricSources {
@@ -14,6 +16,7 @@ export interface MetricSources {
   indexer: { snapshotStatus(): IndexerStatus }
   verifier: { readonly status: VerifierStatus }
   backfiller: { readonly status: BackfillStatus }
+  push?: PushSources | undefined
 }
 
 export interface Metrics {
@@ -27,6 +30,7 @@ interface DatabaseView {
   cursor: number | null
   queue: QueueStats
   backfill: BackfillProgress
+  webhooks: EndpointStatus[]
 }
 
 const PREFIX = 'chive_indexer_'
@@ -54,7 +58,7 @@ export const createMetrics = (sources: MetricSources): Metrics => {
   const entries = (read: () => Record<string, number> | undefined) => Object.entries(read() ?? {})
   const counter = (name: string, help: string, read: () => number) =>
     new Counter({ ...family(name, help), collect() { this.reset(); this.inc(read()) } })
-  const counterBy = (name: string, help: string, label: string, read: () => Record<string, number>) =>
+  const counterBy = (name: string, help: string, label: string, read: () => Record<string, number> | undefined) =>
     new Counter({ ...family(name, help, [label]), collect() { this.reset(); for (const [v, n] of entries(read)) this.inc({ [label]: v }, n) } })
   // Unknown (no event yet, database away): NaN, which the scrape leaves out (withoutUnknown).
   const gauge = (name: string, help: string, read: () => number | null | undefined) =>
@@ -116,6 +120,19 @@ export const createMetrics = (sources: MetricSources): Metrics => {
   counter('backfill_records_total', 'Records applied from repo snapshots.', () => sources.backfiller.status.records)
   gauge('backfill_in_flight', 'Repos being synced.', () => sources.backfiller.status.inFlight)
 
+  const push = sources.push
+  const perUrl = (read: (w: EndpointStatus) => number) => () =>
+    db ? Object.fromEntries(db.webhooks.map((w) => [w.url, read(w)])) : undefined
+  gauge('push_subscribers', 'Subscriptions this process serves.', () => push?.subscriptions()?.connections ?? 0)
+  gauge('push_feed_position', 'Last change-feed id this process has handed to its subscribers.', () => push?.fanout().position)
+  gauge('push_listening', '1 while the LISTEN connection for change-feed commits is up.', () => (push?.fanout().listening ? 1 : 0))
+  counter('push_frames_sent_total', 'Change frames handed to subscribers.', () => push?.fanout().framesSent ?? 0)
+  counter('push_slow_consumers_total', 'Subscribers cut with ConsumerTooSlow.', () => push?.subscriptions()?.slowConsumersCut ?? 0)
+  counterBy('webhook_delivered_total', 'Changes a webhook receiver accepted (2xx), by URL, from Postgres (all replicas).', 'url', perUrl((w) => w.delivered))
+  counterBy('webhook_failures_total', 'Failed webhook attempts, by URL, from Postgres (all replicas).', 'url', perUrl((w) => w.failures))
+  gaugeBy('webhook_consecutive_failures', 'Failed attempts in a row at the next change, by URL.', 'url', perUrl((w) => w.consecutiveFailures))
+  gaugeBy('webhook_pending', 'Change-feed entries after the endpoint\'s position, by URL.', 'url', perUrl((w) => w.pending))
+
   const requests = new Histogram({
     name: PREFIX + 'api_request_duration_seconds',
     help: 'API request latency, by route, method and status code.',
@@ -126,12 +143,13 @@ export const createMetrics = (sources: MetricSources): Metrics => {
 
   const readDatabase = async (): Promise<DatabaseView | null> => {
     try {
-      const [cursor, queue, backfill] = await Promise.all([
+      const [cursor, queue, backfill, webhooks] = await Promise.all([
         readCursor(sources.pool, sources.relayUrl),
         queueStats(sources.pool),
         backfillProgress(sources.pool),
+        endpointStatus(sources.pool, sources.push?.webhookUrls ?? []),
       ])
-      return { cursor, queue, backfill }
+      return { cursor, queue, backfill, webhooks }
     } catch {
       return null
     }

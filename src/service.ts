@@ -18,6 +18,9 @@ import { ModeratorAuth } from './api/admin-auth.ts'
 import { Upkeep } from './upkeep.ts'
 import { createMetrics, type Metrics } from './metrics.ts'
 import { cachedFor } from './api/cache.ts'
+import { Fanout } from './api/fanout.ts'
+import { attachSubscriptions } from './api/subscription.ts'
+import { WebhookDelivery } from './webhook.ts'
 
 export interface Service {
   verifier: SubjectVerifier
@@ -81,17 +84,21 @@ export const startService = async (config: Config, log: Logger = createLogger(co
   })
   // Every replica serves the API; one at a time ingests (stream, proofs, backfill).
   let leading = false
+  // Webhooks are delivered by the leader (set below, once the fanout exists): a leader killed
+  // mid-delivery is replaced within LEADER_RETRY_MS, and its successor takes the endpoints over.
+  let webhooks: WebhookDelivery | undefined
   const ingest = {
     async start() {
       await indexer.start()
       verifier.start()
       backfiller.start()
+      await webhooks?.start()
       leading = true
     },
     async stop() {
       if (!leading) return
       leading = false
-      await Promise.all([indexer.stop(), verifier.stop(), backfiller.stop()])
+      await Promise.all([indexer.stop(), verifier.stop(), backfiller.stop(), webhooks?.stop()])
     },
   }
   // Leadership changes one at a time, in order.
@@ -129,7 +136,27 @@ export const startService = async (config: Config, log: Logger = createLogger(co
     await transition
   }
   const auth = createServiceAuth(config.serviceDid, idResolver)
-  const scraped = createMetrics({ pool: apiPool, relayUrl: streamKey(config), indexer, verifier, backfiller })
+  // Every replica pushes: the feed reaches each one through Postgres (LISTEN/NOTIFY).
+  const fanout = new Fanout({ pool: apiPool, databaseUrl, schema: config.databaseSchema, pollMs: config.push.pollMs, log: log.child({ component: 'push' }) })
+  await fanout.start()
+  webhooks = new WebhookDelivery({
+    pool,
+    urls: config.webhooks.urls,
+    secret: config.webhooks.secret ?? '',
+    timeoutMs: config.webhooks.timeoutMs,
+    backoffBaseMs: config.webhooks.backoffBaseMs,
+    maxBackoffMs: config.webhooks.maxBackoffMs,
+    watch: (fn) => fanout.watch(fn),
+    pollMs: config.push.pollMs,
+    log: log.child({ component: 'webhook' }),
+  })
+  let subscriptions: ReturnType<typeof attachSubscriptions> | undefined
+  const push = {
+    fanout: () => fanout.status,
+    subscriptions: () => subscriptions?.stats,
+    webhookUrls: config.webhooks.urls,
+  }
+  const scraped = createMetrics({ pool: apiPool, relayUrl: streamKey(config), indexer, verifier, backfiller, push })
   // Unauthenticated and never rate-limited: a scrape's queries are shared for a second.
   const metrics: Metrics = { ...scraped, scrape: cachedFor(1000, () => scraped.scrape()) }
   const api = createApi(
@@ -143,14 +170,29 @@ export const startService = async (config: Config, log: Logger = createLogger(co
       isLeader: () => leading,
       moderators: new ModeratorAuth(config.admin, auth, log.child({ component: 'admin' })),
       admin: config.admin,
+      push,
     },
     log,
     { limits: config.api, metrics },
   )
-  const upkeep = new Upkeep({ pool, days: config.retention.days, intervalMs: config.retention.intervalMs, log: log.child({ component: 'upkeep' }) })
+  const upkeep = new Upkeep({
+    pool,
+    days: config.retention.days,
+    intervalMs: config.retention.intervalMs,
+    expiryIntervalMs: config.retention.expiryIntervalMs,
+    log: log.child({ component: 'upkeep' }),
+  })
   await campaign()
   const campaigner = setInterval(() => void campaign(), config.leaderRetryMs)
   upkeep.start()
+  subscriptions = attachSubscriptions(api.server, {
+    pool: apiPool,
+    lexicons,
+    auth,
+    fanout,
+    limits: { ...config.push, rateLimitMax: config.api.rateLimitMax, rateLimitWindowMs: config.api.rateLimitWindowMs },
+    log: log.child({ component: 'push' }),
+  })
   const address = await api.listen({ port: config.port, host: config.host })
   log.info({ address, source: config.jetstream ? { jetstream: config.jetstream.urls } : { relay: config.relayUrl }, serviceDid: config.serviceDid, leader: leading }, 'service ready')
   // Otherwise the first sign of it is a moderator who cannot sign in.
@@ -180,6 +222,8 @@ export const startService = async (config: Config, log: Logger = createLogger(co
         await transition
         await Promise.all([ingest.stop(), upkeep.stop()])
         await lock.release()
+        subscriptions?.close()
+        await fanout.stop()
         await api.close()
         await Promise.all([pool.end(), apiPool.end()])
         await embedded?.stop()

@@ -1,20 +1,27 @@
 import type { Logger } from './log.ts'
 import type { Pool } from './db/pool.ts'
-import { runUpkeep, type UpkeepResult } from './db/retention.ts'
+import { recordExpiries, runUpkeep, type UpkeepResult } from './db/retention.ts'
 
-/** Runs the retention and expiry upkeep at start and then every `intervalMs`. */
+/**
+ * Runs the retention and expiry upkeep at start and then every `intervalMs`, and records expiries
+ * alone every `expiryIntervalMs` (an expiry is pushed to the invite's parties when recorded).
+ */
 export class Upkeep {
   private readonly pool: Pool
   private readonly days: number
   private readonly intervalMs: number
+  private readonly expiryIntervalMs: number
   private readonly log: Logger
   private timer: NodeJS.Timeout | null = null
+  private expiryTimer: NodeJS.Timeout | null = null
   private running: Promise<unknown> = Promise.resolve()
+  private expiring: Promise<unknown> = Promise.resolve()
 
-  constructor(opts: { pool: Pool; days: number; intervalMs: number; log: Logger }) {
+  constructor(opts: { pool: Pool; days: number; intervalMs: number; expiryIntervalMs?: number; log: Logger }) {
     this.pool = opts.pool
     this.days = opts.days
     this.intervalMs = opts.intervalMs
+    this.expiryIntervalMs = opts.expiryIntervalMs ?? opts.intervalMs
     this.log = opts.log
   }
 
@@ -25,17 +32,25 @@ export class Upkeep {
     tick()
     this.timer = setInterval(tick, this.intervalMs)
     this.timer.unref()
+    this.expiryTimer = setInterval(() => {
+      this.expiring = this.expiring
+        .then(() => recordExpiries(this.pool))
+        .catch((err: unknown) => this.log.warn({ err: (err as Error).message }, 'recording expiries failed; next try at the next interval'))
+    }, this.expiryIntervalMs)
+    this.expiryTimer.unref()
   }
 
   async run(): Promise<UpkeepResult> {
     const result = await runUpkeep(this.pool, this.days)
-    if (result.expired + result.tombstones + result.rejections > 0) this.log.info(result, 'upkeep done')
+    if (result.expired + result.tombstones + result.rejections + result.changes > 0) this.log.info(result, 'upkeep done')
     return result
   }
 
   async stop(): Promise<void> {
     if (this.timer) clearInterval(this.timer)
+    if (this.expiryTimer) clearInterval(this.expiryTimer)
     this.timer = null
-    await this.running
+    this.expiryTimer = null
+    await Promise.all([this.running, this.expiring])
   }
 }

@@ -8,6 +8,7 @@ import { createUser, startHarness, testConfig, waitFor, type Harness, type Ref, 
 import { backfillProgress, createDidRun } from '../src/db/backfill.ts'
 import { views } from './support/views.ts'
 import { ADMIN_PASSWORD, moderator } from './support/admin.ts'
+import { refusedPort } from './support/postgres.ts'
 
 const CHROMIUM = '/usr/bin/chromium'
 const SHOTS = path.resolve('tests/.screenshots')
@@ -43,7 +44,12 @@ beforeAll(async () => {
   })
   launching.catch(() => {})
   ;[alice, bob] = await Promise.all([createUser('alice'), createUser('bob')])
-  h = await startHarness({ admin: { ...testConfig('unused').admin, password: ADMIN_PASSWORD } })
+  // A webhook receiver that refuses every connection: its failures must show on the health page.
+  const hook = `http://127.0.0.1:${await refusedPort()}/hook`
+  h = await startHarness({
+    admin: { ...testConfig('unused').admin, password: ADMIN_PASSWORD },
+    webhooks: { urls: [hook], secret: 'a webhook secret of some length', timeoutMs: 1000, backoffBaseMs: 50, maxBackoffMs: 200 },
+  })
   v = views(h)
   const node = await alice.node('Reading list')
   invite = await alice.invite(node, bob, { message: 'Join my reading list, or else.' })
@@ -137,6 +143,20 @@ describe('the moderator dashboard in Chromium', () => {
     expect(await events.locator('rect').count()).toBeGreaterThan(0)
     expect(await lag.locator('circle').count()).toBeGreaterThan(0)
     await shot('5-health', true)
+  })
+
+  it('shows push: subscribers, and each webhook endpoint failing with its error', async () => {
+    await page.goto(`${h.service.url}/admin/health`)
+    const push = page.getByRole('region', { name: 'Push' })
+    await push.waitFor()
+    await waitFor(async () => {
+      await page.reload()
+      return /failing/.test(await push.innerText())
+    }, 'the failing webhook on the page')
+    const text = await push.innerText()
+    // The cause, not only fetch's "fetch failed".
+    expect(text).toMatch(/fetch failed \(.+\)/)
+    expect(text).toMatch(/Subscribers \(this replica\)/)
   })
 
   it('shows backfill runs, the resync queue and the counters as labelled numbers', async () => {

@@ -7,6 +7,8 @@ import { authRequired, XrpcError } from './errors.ts'
 export interface ServiceAuth {
   /** The caller's DID, proven by a service-auth JWT for `lxm` addressed to this service. */
   verify(authorization: string | undefined, lxm: string): Promise<string>
+  /** The same for a bare token, with its expiry (seconds since the epoch): a stream lasts until then. */
+  verifyToken(token: string, lxm: string): Promise<{ did: string; exp: number }>
 }
 
 const SUPPORTED_ISSUER = /^did:(plc|web):/
@@ -49,30 +51,34 @@ export const createServiceAuth = (
       throw authRequired(`could not resolve the issuer's signing key: ${(err as Error).message}`)
     }
   }
+  const verifyToken = async (token: string, lxm: string): Promise<{ did: string; exp: number }> => {
+    const cacheKey = `${lxm} ${token}`
+    const known = verified.get(cacheKey)
+    if (known) {
+      if (Date.now() / 1000 <= known.exp) return known
+      verified.delete(cacheKey)
+      throw authRequired('jwt expired')
+    }
+    let payload: { iss: string; exp: number }
+    try {
+      payload = await verifyJwt(token, serviceDid, lxm, getSigningKey as Parameters<typeof verifyJwt>[3])
+    } catch (err) {
+      if (err instanceof XrpcError) throw err
+      throw authRequired(err instanceof Error ? err.message : 'invalid token')
+    }
+    const did = stripFragment(payload.iss)
+    if (verified.size >= MAX_CACHED_TOKENS) verified.clear()
+    const entry = { did, exp: payload.exp }
+    verified.set(cacheKey, entry)
+    return entry
+  }
   return {
     async verify(authorization, lxm) {
       if (!authorization) throw authRequired('a service-auth bearer token is required')
       const match = /^Bearer\s+(\S+)\s*$/i.exec(authorization)
       if (!match?.[1]) throw authRequired('Authorization must be "Bearer <token>"')
-      const token = match[1]
-      const cacheKey = `${lxm} ${token}`
-      const known = verified.get(cacheKey)
-      if (known) {
-        if (Date.now() / 1000 <= known.exp) return known.did
-        verified.delete(cacheKey)
-        throw authRequired('jwt expired')
-      }
-      let payload: { iss: string; exp: number }
-      try {
-        payload = await verifyJwt(token, serviceDid, lxm, getSigningKey as Parameters<typeof verifyJwt>[3])
-      } catch (err) {
-        if (err instanceof XrpcError) throw err
-        throw authRequired(err instanceof Error ? err.message : 'invalid token')
-      }
-      const did = stripFragment(payload.iss)
-      if (verified.size >= MAX_CACHED_TOKENS) verified.clear()
-      verified.set(cacheKey, { did, exp: payload.exp })
-      return did
+      return (await verifyToken(match[1], lxm)).did
     },
+    verifyToken,
   }
 }

@@ -2,6 +2,15 @@ import type { Lexicons } from '@atproto/lexicon'
 import type { Pool } from '../db/pool.ts'
 import type { ServiceAuth } from './auth.ts'
 import type { AdminAccess, ModeratorAuth } from './admin-auth.ts'
+import type { FanoutStatus } from './fanout.ts'
+import type { SubscriptionStats } from './subscription.ts'
+
+/** What this process pushes: subscriptions (through the fanout) and webhooks. */
+export interface PushSources {
+  fanout(): FanoutStatus
+  subscriptions(): SubscriptionStats | undefined
+  webhookUrls: string[]
+}
 
 export interface ApiContext {
   pool: Pool
@@ -15,4 +24,5 @@ export interface ApiContext {
   isLeader: () => boolean
   moderators: ModeratorAuth
   admin: AdminAccess
+  push?: PushSources | undefined
 }

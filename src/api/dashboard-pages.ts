@@ -1,6 +1,7 @@
 import type { BlockRow, RejectionRow, VolumeRow } from '../db/moderation.ts'
 import type { adminInviteView, auditEventView, firehoseStatus } from './admin.ts'
 import type { BackfillProgress } from '../db/backfill.ts'
+import type { EndpointStatus } from '../db/webhook.ts'
 import type { VerifierStatus } from '../ingest/verifier.ts'
 import { Html, html } from './html.ts'
 
@@ -439,8 +440,36 @@ ${b.runs.map(
 )}</tbody></table>`}
 </section>`
 
-export const healthPage = (moderator: string, status: Status, backfill: BackfillProgress): string =>
-  page('Firehose health', html`${healthPanel(status, true)}${backfillPanel(backfill)}`, { section: 'health', moderator })
+/** What this replica pushes to subscribers, and every webhook endpoint's delivery state. */
+export interface PushView {
+  subscribers: number
+  slowConsumersCut: number
+  listening: boolean
+  webhooks: EndpointStatus[]
+}
+
+const pushPanel = (p: PushView): Html => html`<section class="card" aria-labelledby="push-h">
+<h2 id="push-h">Push</h2>
+<div class="grid" role="group" aria-label="Subscriptions of this replica">
+<div class="metric">Subscribers (this replica)<b>${p.subscribers}</b></div>
+<div class="metric">Cut as too slow<b>${p.slowConsumersCut}</b></div>
+<div class="metric">Change feed<b>${p.listening ? html`<span class="badge ok">listening</span>` : html`<span class="badge bad">polling only</span>`}</b></div>
+</div>
+<h3 style="margin-top:14px">Webhooks</h3>
+${p.webhooks.length === 0
+  ? html`<p class="muted">No webhook configured (WEBHOOK_URLS).</p>`
+  : html`<table><thead><tr><th scope="col">URL</th><th scope="col">State</th><th scope="col">Pending</th><th scope="col">Delivered</th>
+<th scope="col">Failed attempts</th><th scope="col">Last error</th><th scope="col">Next attempt (UTC)</th></tr></thead><tbody>
+${p.webhooks.map(
+  (w) => html`<tr><td class="mono">${w.url}</td><td>${w.consecutiveFailures > 0
+    ? html`<span class="badge bad">failing</span> <span class="muted">${w.consecutiveFailures}× in a row since ${time(w.failingSince?.toISOString())}</span>`
+    : html`<span class="badge ok">delivering</span>`}</td>
+<td>${w.pending}</td><td>${w.delivered}</td><td>${w.failures}</td><td>${w.lastError ?? '—'}</td><td>${w.consecutiveFailures > 0 ? time(w.nextAttemptAt.toISOString()) : '—'}</td></tr>`,
+)}</tbody></table>`}
+</section>`
+
+export const healthPage = (moderator: string, status: Status, backfill: BackfillProgress, push?: PushView): string =>
+  page('Firehose health', html`${healthPanel(status, true)}${backfillPanel(backfill)}${push ? pushPanel(push) : ''}`, { section: 'health', moderator })
 
 export const rejectionsPage = (
   moderator: string,

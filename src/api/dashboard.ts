@@ -5,6 +5,7 @@ import { backfillProgress } from '../db/backfill.ts'
 import { firehoseStatus, getInviteHistory, moderate, searchInvites, type ModerationAction } from './admin.ts'
 import type { ApiContext } from './context.ts'
 import { XrpcError, forbidden, invalidRequest } from './errors.ts'
+import { endpointStatus } from '../db/webhook.ts'
 import { errorPage, healthPage, invitePage, rejectionsPage, searchPage, signInPage, volumePage } from './dashboard-pages.ts'
 
 const COOKIE = 'admin_session'
@@ -134,8 +135,14 @@ export const registerDashboard = (app: FastifyInstance, ctx: ApiContext): void =
   }))
 
   app.get('/admin/health', signedIn(async (_req, reply, by) => {
-    const [status, backfill] = await Promise.all([firehoseStatus(ctx), backfillProgress(ctx.pool)])
-    return sendPage(reply, 200, healthPage(by.actor, status, backfill))
+    const [status, backfill, webhooks] = await Promise.all([
+      firehoseStatus(ctx),
+      backfillProgress(ctx.pool),
+      endpointStatus(ctx.pool, ctx.push?.webhookUrls ?? []),
+    ])
+    const subs = ctx.push?.subscriptions()
+    const push = ctx.push && { subscribers: subs?.connections ?? 0, slowConsumersCut: subs?.slowConsumersCut ?? 0, listening: ctx.push.fanout().listening, webhooks }
+    return sendPage(reply, 200, healthPage(by.actor, status, backfill, push))
   }))
 
   app.get('/admin/rejections', signedIn(async (req, reply, by) => {

@@ -17,3 +17,12 @@ export const forbidden = (message: string) => new XrpcError(403, 'Forbidden', me
 export const notFound = (message: string) => new XrpcError(404, 'NotFound', message)
 export const rateLimited = (message: string, retryAfterSeconds: number) =>
   new XrpcError(429, 'RateLimitExceeded', message, { 'retry-after': String(retryAfterSeconds) })
+
+// Errors that mean "the database is not there right now", not "the request was wrong".
+export const isDatabaseUnavailable = (err: unknown): boolean => {
+  const code = (err as { code?: unknown }).code
+  return (
+    (typeof code === 'string' && (/^(ECONNREFUSED|ECONNRESET|ETIMEDOUT|57P0[1-3]|08\d{3})$/.test(code))) ||
+    /Connection terminated|timeout exceeded when trying to connect/i.test((err as Error).message ?? '')
+  )
+}

@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify'
 import { readRelayState } from '../db/cursor.ts'
 import { queueStats } from '../db/verification.ts'
 import { backfillProgress } from '../db/backfill.ts'
+import { endpointStatus } from '../db/webhook.ts'
 import type { ApiContext } from './context.ts'
 import { cachedFor } from './cache.ts'
 
@@ -20,10 +21,17 @@ const ingestState = (status: unknown): string => {
 export const registerHealth = (app: FastifyInstance, ctx: ApiContext): void => {
   // Unauthenticated and never rate-limited: its database reads are shared for a second.
   const read = cachedFor(1000, () =>
-    Promise.all([readRelayState(ctx.pool, ctx.relayUrl), queueStats(ctx.pool), backfillProgress(ctx.pool)]),
+    Promise.all([
+      readRelayState(ctx.pool, ctx.relayUrl),
+      queueStats(ctx.pool),
+      backfillProgress(ctx.pool),
+      endpointStatus(ctx.pool, ctx.push?.webhookUrls ?? []),
+    ]),
   )
   app.get('/xrpc/_health', async () => {
-    const [state, queue, backfill] = await read()
+    const [state, queue, backfill, webhooks] = await read()
+    const fanout = ctx.push?.fanout()
+    const subs = ctx.push?.subscriptions()
     return {
       version: ctx.version,
       leader: ctx.isLeader(),
@@ -37,6 +45,25 @@ export const registerHealth = (app: FastifyInstance, ctx: ApiContext): void => {
       ingest: state.status,
       verificationQueue: queue,
       backfill,
+      // This replica's subscriptions; the feed position it has handed on.
+      push: fanout && {
+        listening: fanout.listening,
+        feedPosition: fanout.position,
+        subscribers: subs?.connections ?? 0,
+        slowConsumersCut: subs?.slowConsumersCut ?? 0,
+        // Refused at connect (auth, parameters, limits) and ended at their token's exp.
+        refused: subs?.refused ?? 0,
+        expired: subs?.expired ?? 0,
+        lastError: fanout.lastError,
+      },
+      // Every configured endpoint, whichever replica delivers to it.
+      webhooks: webhooks.map((w) => ({
+        ...w,
+        lastFailureAt: w.lastFailureAt?.toISOString() ?? null,
+        failingSince: w.failingSince?.toISOString() ?? null,
+        nextAttemptAt: w.nextAttemptAt.toISOString(),
+        lastDeliveredAt: w.lastDeliveredAt?.toISOString() ?? null,
+      })),
     }
   })
 }

@@ -8,7 +8,7 @@ import { assertParams, defined, integer, single, stateParam } from './params.ts'
 
 const NSID = 'pub.chive.collaboration.listInvites'
 
-const inviteView = (r: InviteRow) =>
+export const inviteView = (r: InviteRow) =>
   defined({
     uri: r.uri,
     inviter: r.inviter,

@@ -6,12 +6,13 @@ import type { Logger } from '../log.ts'
 import type { Metrics } from '../metrics.ts'
 import type { TrustProxy } from '../config.ts'
 import type { ApiContext } from './context.ts'
-import { XrpcError } from './errors.ts'
+import { isDatabaseUnavailable, XrpcError } from './errors.ts'
 import { registerHealth } from './health.ts'
 import { registerListCollaborators } from './collaborators.ts'
 import { registerListInvites } from './invites.ts'
 import { registerAdmin } from './admin.ts'
 import { registerDashboard } from './dashboard.ts'
+import { SUBSCRIBE_INVITES } from './subscription.ts'
 
 export interface ApiLimits {
   /** Requests per client address per window; 0 turns the limit off. */
@@ -30,15 +31,6 @@ export interface ApiLimits {
 export interface ApiOptions {
   limits: ApiLimits
   metrics?: Metrics | undefined
-}
-
-// Errors that mean "the database is not there right now", not "the request was wrong".
-const isDatabaseUnavailable = (err: unknown): boolean => {
-  const code = (err as { code?: unknown }).code
-  return (
-    (typeof code === 'string' && (/^(ECONNREFUSED|ECONNRESET|ETIMEDOUT|57P0[1-3]|08\d{3})$/.test(code))) ||
-    /Connection terminated|timeout exceeded when trying to connect/i.test((err as Error).message ?? '')
-  )
 }
 
 const UNLIMITED = new Set(['/xrpc/_health', '/metrics'])
@@ -115,6 +107,10 @@ export const createApi = (ctx: ApiContext, log: Logger, { limits, metrics }: Api
     registerListCollaborators(routes, ctx)
     registerAdmin(routes, ctx)
     registerDashboard(routes, ctx)
+    // The subscription is served on upgrade (subscription.ts); a plain GET is told so.
+    routes.get(`/xrpc/${SUBSCRIBE_INVITES}`, async () => {
+      throw new XrpcError(400, 'InvalidRequest', `${SUBSCRIBE_INVITES} is a subscription: connect with a WebSocket`)
+    })
     if (metrics) {
       routes.get('/metrics', async (_req, reply) => reply.type(metrics.contentType).send(await metrics.scrape()))
     }

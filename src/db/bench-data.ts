@@ -52,3 +52,47 @@ export const chiveListInvites = async (pool: Pool, invitee: string, state: strin
     r.deleted_at ? 'rejected' : r.expires_at && r.expires_at.getTime() <= now ? 'expired' : r.accepted ? 'accepted' : 'pending'
   return { invites: rows.rows.filter((r) => state === 'all' || stateOf(r) === state), total: total.rows[0]?.n ?? 0 }
 }
+
+/**
+ * Synthetic proven invites from `inviter` to each of `invitees` (`perInvitee` each), written
+ * through the audit trail as ingest writes them (a create, then its proof), so the change feed's
+ * trigger makes a `created` change of each: for push tests and benchmarks that need many
+ * changes at once. `tag` keeps URIs of different calls apart.
+ */
+export const generateProvenInvites = async (
+  pool: Pool,
+  opts: { inviter: string; invitees: string[]; perInvitee: number; message?: string; tag: string },
+): Promise<number> => {
+  const client = await pool.connect()
+  try {
+    await client.query('BEGIN')
+    const res = await client.query(
+      `WITH rows AS (
+         SELECT 'at://' || $1 || '/pub.chive.collaboration.invite/' || $5 || '-' || e.ord || '-' || n AS uri, e.did AS invitee, n
+         FROM unnest($2::text[]) WITH ORDINALITY AS e(did, ord), generate_series(1, $3) AS n
+       ), ins AS (
+         INSERT INTO invite (uri, inviter, cid, rev, subject_uri, subject_cid, subject_collection, invitee, role, message,
+                             created_at, sort_at, verification, verified_at)
+         SELECT uri, $1, 'bafy' || md5(uri), '3k' || lpad(n::text, 11, '0'), 'at://' || $1 || '/pub.chive.graph.node/' || $5,
+                'bafysubject', 'pub.chive.graph.node', invitee, 'collaborator', $4, now(), now(), 'verified', now()
+         FROM rows RETURNING uri
+       )
+       INSERT INTO audit_event (subject, collection, repo, event) SELECT uri, 'pub.chive.collaboration.invite', $1, 'create' FROM ins`,
+      [opts.inviter, opts.invitees, opts.perInvitee, opts.message ?? null, opts.tag],
+    )
+    await client.query(
+      `INSERT INTO audit_event (subject, collection, repo, event, reason)
+       SELECT subject, collection, repo, 'verification', 'verified' FROM audit_event
+       WHERE repo = $1 AND event = 'create' AND subject LIKE 'at://' || $1 || '/pub.chive.collaboration.invite/' || $2 || '-%'
+       ORDER BY id`,
+      [opts.inviter, opts.tag],
+    )
+    await client.query('COMMIT')
+    return res.rowCount ?? 0
+  } catch (err) {
+    await client.query('ROLLBACK').catch(() => {})
+    throw err
+  } finally {
+    client.release()
+  }
+}

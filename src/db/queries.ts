@@ -5,7 +5,7 @@ import type { Pool } from './pool.ts'
  * A named statement: each pooled connection plans it once and reuses the plan. These queries
  * take longer to plan than to run (ms vs. sub-ms on an inbox), so this doubles their throughput.
  */
-const prepared = (text: string, values: unknown[]) => ({
+export const prepared = (text: string, values: unknown[]) => ({
   name: `q${createHash('sha1').update(text).digest('hex').slice(0, 16)}`,
   text,
   values,
@@ -86,7 +86,7 @@ export interface CollaboratorRow {
 
 // The first live acceptance that really answers invite `i`: written by its invitee, about
 // its subject, naming a version of it we saw (or no CID at all: Chive's lenient form).
-const ACCEPTANCE_OF_INVITE = `
+export const ACCEPTANCE_OF_INVITE = `
   SELECT a.uri, a.created_at FROM acceptance a
   WHERE a.invite_uri = i.uri AND a.author = i.invitee AND a.subject_uri = i.subject_uri
     AND (a.invite_cid IS NULL
@@ -96,18 +96,18 @@ const ACCEPTANCE_OF_INVITE = `
   LIMIT 1`
 
 // Served invites: their subject is proven, their inviter is active, and no moderator hid them.
-const SERVABLE = `i.verification = 'verified'
+export const SERVABLE = `i.verification = 'verified'
   AND NOT EXISTS (SELECT 1 FROM account x WHERE x.did = i.inviter AND NOT x.active)
   AND NOT EXISTS (SELECT 1 FROM takedown t WHERE t.uri = i.uri)
   AND NOT EXISTS (SELECT 1 FROM blocked_inviter b WHERE b.did = i.inviter)`
 
-const STATE = `CASE
+export const STATE = `CASE
     WHEN i.deleted_at IS NOT NULL THEN 'rejected'
     WHEN i.expires_at IS NOT NULL AND i.expires_at <= now() THEN 'expired'
     WHEN acc.uri IS NOT NULL THEN 'accepted'
     ELSE 'pending' END`
 
-interface RawInvite {
+export interface RawInvite {
   uri: string
   inviter: string
   invitee: string

@@ -1,6 +1,31 @@
 import type { Pool } from './pool.ts'
 import { INVITE_NSID } from './effects.ts'
 import { inTransaction } from './transaction.ts'
+import type { PoolClient } from './pool.ts'
+
+/** Records in the audit trail, once, each invite whose expiresAt has passed (again if it changes). */
+const insertExpiries = async (client: PoolClient): Promise<number> => {
+  const res = await client.query(
+    `INSERT INTO audit_event (subject, collection, repo, event, reason, record)
+     SELECT i.uri, $1, i.inviter, 'expiry', 'expired', jsonb_build_object('expiresAt', i.expires_at)
+     FROM invite i
+     WHERE i.expires_at <= now() AND i.deleted_at IS NULL
+       AND NOT EXISTS (SELECT 1 FROM audit_event e WHERE e.subject = i.uri AND e.event = 'expiry'
+                         AND (e.record->>'expiresAt')::timestamptz = i.expires_at)`,
+    [INVITE_NSID],
+  )
+  return res.rowCount ?? 0
+}
+
+/**
+ * Just the expiries, often (each one is a push): one replica at a time per schema, under the
+ * upkeep's lock, so the two never record the same expiry twice. 0 when another holds it.
+ */
+export const recordExpiries = (pool: Pool): Promise<number> =>
+  inTransaction(pool, async (client) => {
+    const lock = await client.query<{ ok: boolean }>(`SELECT pg_try_advisory_xact_lock(hashtext('upkeep:' || current_schema())) AS ok`)
+    return lock.rows[0]?.ok ? insertExpiries(client) : 0
+  })
 
 export interface UpkeepResult {
   /** false when another replica was running it. */
@@ -9,6 +34,7 @@ export interface UpkeepResult {
   tombstones: number
   rejections: number
   samples: number
+  changes: number
 }
 
 /**
@@ -23,16 +49,8 @@ export const runUpkeep = (pool: Pool, retentionDays: number): Promise<UpkeepResu
     const lock = await client.query<{ ok: boolean }>(
       `SELECT pg_try_advisory_xact_lock(hashtext('upkeep:' || current_schema())) AS ok`,
     )
-    if (!lock.rows[0]?.ok) return { ran: false, expired: 0, tombstones: 0, rejections: 0, samples: 0 }
-    const expired = await client.query(
-      `INSERT INTO audit_event (subject, collection, repo, event, reason, record)
-       SELECT i.uri, $1, i.inviter, 'expiry', 'expired', jsonb_build_object('expiresAt', i.expires_at)
-       FROM invite i
-       WHERE i.expires_at <= now() AND i.deleted_at IS NULL
-         AND NOT EXISTS (SELECT 1 FROM audit_event e WHERE e.subject = i.uri AND e.event = 'expiry'
-                           AND (e.record->>'expiresAt')::timestamptz = i.expires_at)`,
-      [INVITE_NSID],
-    )
+    if (!lock.rows[0]?.ok) return { ran: false, expired: 0, tombstones: 0, rejections: 0, samples: 0, changes: 0 }
+    const expired = await insertExpiries(client)
     const cutoff = `now() - $1 * interval '1 day'`
     const tombstones = await client.query<{ n: number }>(
       `WITH gone AS (DELETE FROM invite WHERE deleted_at < ${cutoff} RETURNING uri),
@@ -43,11 +61,26 @@ export const runUpkeep = (pool: Pool, retentionDays: number): Promise<UpkeepResu
     await client.query(`DELETE FROM record_rev WHERE deleted AND updated_at < ${cutoff}`, [retentionDays])
     const rejections = await client.query(`DELETE FROM rejection WHERE rejected_at < ${cutoff}`, [retentionDays])
     const samples = await client.query(`DELETE FROM ingest_sample WHERE minute < now() - interval '1 day'`)
+    // The change feed is kept as long as the rest, and until every webhook endpoint has it: a
+    // cursor below what was purged is told OutdatedCursor.
+    const changes = await client.query<{ n: number }>(
+      `WITH gone AS (
+         DELETE FROM invite_change WHERE at < ${cutoff}
+           AND id <= coalesce((SELECT min(position) FROM webhook_endpoint), 9223372036854775807)
+         RETURNING id
+       ), moved AS (
+         UPDATE change_feed SET purged_through = greatest(purged_through, (SELECT max(id) FROM gone))
+         WHERE EXISTS (SELECT 1 FROM gone)
+       )
+       SELECT count(*)::int AS n FROM gone`,
+      [retentionDays],
+    )
     return {
       ran: true,
-      expired: expired.rowCount ?? 0,
+      expired,
       tombstones: tombstones.rows[0]?.n ?? 0,
       rejections: rejections.rowCount ?? 0,
       samples: samples.rowCount ?? 0,
+      changes: changes.rows[0]?.n ?? 0,
     }
   })

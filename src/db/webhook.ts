@@ -1,0 +1,104 @@
+import type { Pool } from './pool.ts'
+
+export interface EndpointLease {
+  position: number
+  attempts: number
+  nextAttemptAt: Date
+}
+
+export interface EndpointStatus {
+  url: string
+  position: number
+  /** Feed entries after its position (some may be for nobody and will be skipped). */
+  pending: number
+  consecutiveFailures: number
+  delivered: number
+  failures: number
+  lastError: string | null
+  lastFailureAt: Date | null
+  failingSince: Date | null
+  nextAttemptAt: Date
+  lastDeliveredAt: Date | null
+}
+
+/** New endpoints start at the feed's head: they are sent what changes from now on. */
+export const registerEndpoints = async (pool: Pool, urls: string[]): Promise<void> => {
+  if (urls.length === 0) return
+  await pool.query(
+    `INSERT INTO webhook_endpoint (url, position)
+     SELECT u, coalesce((SELECT max(id) FROM invite_change), (SELECT purged_through FROM change_feed), 0)
+     FROM unnest($1::text[]) u
+     ON CONFLICT (url) DO NOTHING`,
+    [urls],
+  )
+}
+
+/** The endpoint for `owner` for `ms`, unless another replica holds it; null then. */
+export const leaseEndpoint = async (pool: Pool, url: string, owner: string, ms: number): Promise<EndpointLease | null> => {
+  const res = await pool.query<{ position: number; attempts: number; next_attempt_at: Date }>(
+    `UPDATE webhook_endpoint SET leased_by = $2, lease_until = now() + $3 * interval '1 millisecond'
+     WHERE url = $1 AND (lease_until IS NULL OR lease_until < now() OR leased_by = $2)
+     RETURNING position, attempts, next_attempt_at`,
+    [url, owner, ms],
+  )
+  const row = res.rows[0]
+  return row ? { position: row.position, attempts: row.attempts, nextAttemptAt: row.next_attempt_at } : null
+}
+
+/** A new ingest leader's: the endpoints are its own at once, whoever held them. */
+export const takeOverEndpoints = (pool: Pool, urls: string[], owner: string, ms: number) =>
+  pool.query(
+    `UPDATE webhook_endpoint SET leased_by = $2, lease_until = now() + $3 * interval '1 millisecond' WHERE url = ANY($1::text[])`,
+    [urls, owner, ms],
+  )
+
+export const releaseEndpoint = (pool: Pool, url: string, owner: string) =>
+  pool.query('UPDATE webhook_endpoint SET lease_until = NULL WHERE url = $1 AND leased_by = $2', [url, owner])
+
+/**
+ * The receiver answered 2xx for change `id` (or it was for nobody: `delivered` false). Moves
+ * only under the caller's lease and only forwards; false when the lease was lost.
+ */
+export const recordDelivered = async (pool: Pool, url: string, owner: string, id: number, delivered: boolean): Promise<boolean> => {
+  const res = await pool.query(
+    `UPDATE webhook_endpoint SET position = $3, attempts = 0, next_attempt_at = now(), failing_since = NULL,
+       delivered = delivered + $4::int, last_delivered_at = CASE WHEN $4::int = 1 THEN now() ELSE last_delivered_at END
+     WHERE url = $1 AND leased_by = $2 AND lease_until > now() AND position < $3`,
+    [url, owner, id, delivered ? 1 : 0],
+  )
+  return (res.rowCount ?? 0) > 0
+}
+
+export const recordFailure = (pool: Pool, url: string, owner: string, error: string, delayMs: number) =>
+  pool.query(
+    `UPDATE webhook_endpoint SET attempts = attempts + 1, failures = failures + 1, last_error = $3,
+       last_failure_at = now(), failing_since = coalesce(failing_since, now()),
+       next_attempt_at = now() + $4 * interval '1 millisecond'
+     WHERE url = $1 AND leased_by = $2`,
+    [url, owner, error.slice(0, 500), delayMs],
+  )
+
+export const endpointStatus = async (pool: Pool, urls: string[]): Promise<EndpointStatus[]> => {
+  if (urls.length === 0) return []
+  const res = await pool.query<{
+    url: string; position: number; pending: number; attempts: number; delivered: number; failures: number
+    last_error: string | null; last_failure_at: Date | null; failing_since: Date | null; next_attempt_at: Date; last_delivered_at: Date | null
+  }>(
+    `SELECT e.*, (SELECT count(*)::int FROM invite_change c WHERE c.id > e.position) AS pending
+     FROM webhook_endpoint e WHERE e.url = ANY($1::text[]) ORDER BY e.url`,
+    [urls],
+  )
+  return res.rows.map((r) => ({
+    url: r.url,
+    position: r.position,
+    pending: r.pending,
+    consecutiveFailures: r.attempts,
+    delivered: r.delivered,
+    failures: r.failures,
+    lastError: r.last_error,
+    lastFailureAt: r.last_failure_at,
+    failingSince: r.failing_since,
+    nextAttemptAt: r.next_attempt_at,
+    lastDeliveredAt: r.last_delivered_at,
+  }))
+}

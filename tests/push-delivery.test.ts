@@ -1,0 +1,135 @@
+import { createServer, type IncomingMessage, type Server } from 'node:http'
+import type { AddressInfo, Socket } from 'node:net'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { generateProvenInvites } from '../src/db/bench-data.ts'
+import { signature, SIGNATURE_HEADER, IDEMPOTENCY_HEADER } from '../src/webhook.ts'
+import { createUser, startHarness, testConfig, waitFor, type Harness, type User } from './support/harness.ts'
+import { PushClient } from './support/push-client.ts'
+
+const SECRET = 'a webhook secret of some length'
+
+interface Delivery {
+  key: string
+  status: number
+  body: string
+  signed: boolean
+}
+
+/** A receiver that fails its first `failures` requests (500), then accepts. */
+const startReceiver = async (failures: number) => {
+  const deliveries: Delivery[] = []
+  const server: Server = createServer((req: IncomingMessage, res) => {
+    let body = ''
+    req.on('data', (d: Buffer) => (body += d.toString()))
+    req.on('end', () => {
+      const header = String(req.headers[SIGNATURE_HEADER] ?? '')
+      const t = Number(/t=(\d+)/.exec(header)?.[1])
+      const status = deliveries.length < failures ? 500 : 200
+      deliveries.push({ key: String(req.headers[IDEMPOTENCY_HEADER] ?? ''), status, body, signed: header === signature(SECRET, body, t) })
+      res.writeHead(status).end()
+    })
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`, deliveries, close: () => new Promise((r) => server.close(r)) }
+}
+
+describe('webhooks', () => {
+  let h: Harness
+  let alice: User
+  let bob: User
+  let receiver: Awaited<ReturnType<typeof startReceiver>>
+  beforeAll(async () => {
+    receiver = await startReceiver(3)
+    h = await startHarness({ webhooks: { urls: [receiver.url], secret: SECRET, timeoutMs: 2000, backoffBaseMs: 20, maxBackoffMs: 100 } })
+    ;[alice, bob] = await Promise.all([createUser('wa'), createUser('wb')])
+  })
+  afterAll(async () => {
+    await h?.stop()
+    await receiver?.close()
+  })
+
+  it('a webhook receiver that fails 3 times then succeeds gets every change, once per idempotency key, signed', async () => {
+    const node = await alice.node()
+    const invite = await alice.invite(node, bob)
+    const acceptance = await bob.accept(invite, node)
+    await bob.delete(acceptance.uri)
+    await alice.delete(invite.uri)
+    // The service replays the shared PDS's history: other tests' invites are in the feed too.
+    const ok = () => receiver.deliveries.filter((d) => d.status === 200)
+    const ours = () =>
+      ok().map((d) => ({ key: d.key, ...(JSON.parse(d.body) as { kind: string; seq: number; invite: { uri: string } }) })).filter((d) => d.invite.uri === invite.uri)
+    await waitFor(async () => ours().length >= 4, 'four changes of the invite delivered', 20_000)
+    expect(receiver.deliveries.slice(0, 3).every((d) => d.status === 500)).toBe(true)
+    // The failed change is retried with its key: the first success carries the first key.
+    expect(receiver.deliveries[3]?.key).toBe(receiver.deliveries[0]?.key)
+    expect(receiver.deliveries.every((d) => d.signed)).toBe(true)
+    const keys = ok().map((d) => d.key)
+    expect(new Set(keys).size).toBe(keys.length)
+    expect(ours().map((d) => d.kind)).toEqual(['created', 'accepted', 'acceptanceWithdrawn', 'deleted'])
+    expect(ours().map((d) => Number(d.key.split(':')[1]))).toEqual(ours().map((d) => d.seq))
+    // In feed order, every key of the feed so far once.
+    const seqs = ok().map((d) => Number(d.key.split(':')[1]))
+    expect([...seqs].sort((a, b) => a - b)).toEqual(seqs)
+    const health = await h.get<{ webhooks: { url: string; failures: number; delivered: number; consecutiveFailures: number; lastError: string }[] }>('_health')
+    expect(health.body.webhooks[0]).toMatchObject({ url: receiver.url, failures: 3, consecutiveFailures: 0, lastError: 'HTTP 500' })
+    expect(health.body.webhooks[0]?.delivered).toBeGreaterThanOrEqual(4)
+    const metrics = await (await fetch(`${h.service.url}/metrics`)).text()
+    expect(metrics).toContain(`chive_indexer_webhook_failures_total{url="${receiver.url}"} 3`)
+  })
+
+})
+
+describe('slow subscribers', () => {
+  let h: Harness
+  let alice: User
+  let bob: User
+  const clients: PushClient[] = []
+  beforeAll(async () => {
+    h = await startHarness({ push: { ...testConfig('x').push, slowTimeoutMs: 500 } })
+    ;[alice, bob] = await Promise.all([createUser('sa'), createUser('sb')])
+  })
+  afterAll(async () => {
+    for (const c of clients) c.ws.terminate()
+    await h?.stop()
+  })
+  const connect = async (user: User, params: Record<string, string | number> = {}) => {
+    const c = new PushClient(h.service.url, { token: await user.token('pub.chive.collabIndexer.subscribeInvites'), params })
+    clients.push(c)
+    await c.opened
+    return c
+  }
+  // The client stops reading: what the service sends piles up in the socket buffers, then its own.
+  const stall = (c: PushClient) => (c.ws as unknown as { _socket: Socket })._socket.pause()
+
+  it('a stalled subscriber is cut with ConsumerTooSlow; the others keep receiving', async () => {
+    const stalled = await connect(bob)
+    const replaying = await connect(bob, { cursor: 0 })
+    const healthy = await connect(bob)
+    const inviter = await connect(alice)
+    stall(stalled)
+    stall(replaying)
+    // Far more than the socket buffers and SUBSCRIBE_MAX_BUFFERED_BYTES (1 MB) hold: 12,000
+    // changes of ~900 bytes, in one commit.
+    const n = await generateProvenInvites(h.service.pool, { inviter: alice.did, invitees: [bob.did], perInvitee: 12_000, message: 'x'.repeat(450), tag: 'burst' })
+    await waitFor(async () => healthy.changes.length >= n, `the healthy subscriber to receive ${n} changes`, 60_000)
+    // A paused client does not even see its connection end: the service's count says it was cut.
+    const health = await waitFor(async () => {
+      const res = await h.get<{ push: { slowConsumersCut: number; subscribers: number } }>('_health')
+      return res.body.push.slowConsumersCut === 2 && res.body.push
+    }, 'the stalled subscribers to be cut', 30_000)
+    expect(health.subscribers).toBe(2)
+    for (const c of [stalled, replaying]) {
+      ;(c.ws as unknown as { _socket: Socket })._socket.resume()
+      await c.closed
+      expect(c.changes.length).toBeLessThan(n)
+    }
+    // Ingest and the others go on.
+    const node = await alice.node()
+    const invite = await alice.invite(node, bob)
+    await healthy.waitForChange((c) => c.invite.uri === invite.uri, 'a live push after the cut')
+    await inviter.waitForChange((c) => c.invite.uri === invite.uri, 'the inviter too')
+    const seqs = healthy.changes.map((c) => c.seq)
+    expect(new Set(seqs).size).toBe(seqs.length)
+    expect(healthy.errors).toEqual([])
+  })
+})
