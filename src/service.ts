@@ -190,7 +190,7 @@ export const startService = async (config: Config, log: Logger = createLogger(co
     lexicons,
     auth,
     fanout,
-    limits: { ...config.push, rateLimitMax: config.api.rateLimitMax, rateLimitWindowMs: config.api.rateLimitWindowMs },
+    limits: { ...config.push, rateLimitMax: config.api.rateLimitMax, rateLimitWindowMs: config.api.rateLimitWindowMs, trustProxy: config.api.trustProxy },
     log: log.child({ component: 'push' }),
   })
   const address = await api.listen({ port: config.port, host: config.host })

@@ -323,6 +323,31 @@ describe('subscribeInvites connection limit', () => {
   })
 })
 
+describe('subscribeInvites connection limit behind a proxy', () => {
+  it('counts each client named by a trusted X-Forwarded-For hop, not the proxy, as the API does', async () => {
+    const h = await startHarness({ api: { ...testConfig('x').api, rateLimitMax: 2, trustProxy: 1 } })
+    const clients: PushClient[] = []
+    try {
+      const token = await (await createUser('rlp')).token(SUBSCRIBE_INVITES)
+      const open = (forwardedFor: string) => {
+        const c = new PushClient(h.service.url, { token, forwardedFor })
+        clients.push(c)
+        return c.opened
+      }
+      // Two clients behind the same proxy address: each has its own allowance.
+      for (const client of ['198.51.100.1', '198.51.100.2']) {
+        await open(client)
+        await open(client)
+      }
+      await expect(open('198.51.100.1')).rejects.toThrow('HTTP 429')
+      await expect(open('198.51.100.3')).resolves.toBeUndefined()
+    } finally {
+      for (const c of clients) c.ws.terminate()
+      await h.stop()
+    }
+  })
+})
+
 describe('subscribeInvites heartbeats', () => {
   it('pings every SUBSCRIBE_HEARTBEAT_MS and drops a client that stops answering; one that answers stays', async () => {
     const h = await startHarness({ push: { ...testConfig('x').push, heartbeatMs: 150 } })

@@ -14,6 +14,8 @@ import { XrpcError, invalidRequest, isDatabaseUnavailable } from './errors.ts'
 import { changeFrame, type Fanout, type FeedListener } from './fanout.ts'
 import { assertParams, defined } from './params.ts'
 import { Lru } from '../lru.ts'
+import proxyAddr from '@fastify/proxy-addr'
+import type { TrustProxy } from '../config.ts'
 
 export const SUBSCRIBE_INVITES = 'pub.chive.collabIndexer.subscribeInvites'
 const PATH = `/xrpc/${SUBSCRIBE_INVITES}`
@@ -33,6 +35,8 @@ export interface SubscriptionLimits {
   /** Connection attempts per client address per window, as for the API's requests; 0: no limit. */
   rateLimitMax: number
   rateLimitWindowMs: number
+  /** Which `X-Forwarded-For` hops name the client, as for the API (behind a proxy, the socket is the proxy's). */
+  trustProxy: TrustProxy
 }
 
 export interface SubscriptionDeps {
@@ -134,6 +138,10 @@ export const attachSubscriptions = (server: Server, deps: SubscriptionDeps) => {
   // Upgrades do not pass through Fastify, so its rate limiter does not see them: each attempt
   // costs a token check (and, for an unknown issuer, a DID document fetch), so it is limited here.
   const attempts = new Lru<string, { count: number; resetAt: number }>(100_000)
+  // The same addresses the API's limiter counts: every subscriber behind one proxy is not one client.
+  const trust = limits.trustProxy
+  const clientAddress = (req: IncomingMessage): string =>
+    trust === false ? (req.socket.remoteAddress ?? '') : proxyAddr(req, typeof trust === 'number' ? (_addr, hop) => hop < trust : trust)
   const limited = (address: string): number | null => {
     if (limits.rateLimitMax <= 0) return null
     const now = Date.now()
@@ -153,7 +161,7 @@ export const attachSubscriptions = (server: Server, deps: SubscriptionDeps) => {
       answer(socket, '404 Not Found', 'NotFound', `no subscription at ${url.pathname}`)
       return
     }
-    const retryAfter = limited(req.socket.remoteAddress ?? '')
+    const retryAfter = limited(clientAddress(req))
     if (retryAfter !== null) {
       answer(socket, '429 Too Many Requests', 'RateLimitExceeded', `at most ${limits.rateLimitMax} connections per ${limits.rateLimitWindowMs / 1000} s; retry in ${retryAfter} s`, `Retry-After: ${retryAfter}\r\n`)
       return

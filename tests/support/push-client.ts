@@ -26,13 +26,16 @@ export class PushClient {
 
   constructor(
     base: string,
-    opts: { token?: string | undefined; browser?: boolean; params?: Record<string, string | number>; autoPong?: boolean } = {},
+    opts: { token?: string | undefined; browser?: boolean; params?: Record<string, string | number>; autoPong?: boolean; forwardedFor?: string } = {},
   ) {
     const url = new URL(`/xrpc/${SUBSCRIBE_INVITES}`, base.replace(/^http/, 'ws'))
     for (const [k, v] of Object.entries(opts.params ?? {})) url.searchParams.set(k, String(v))
     const browser = opts.browser === true && opts.token !== undefined
     this.ws = new WebSocket(url, browser ? [BEARER_PROTOCOL, opts.token as string] : [], {
-      headers: !browser && opts.token !== undefined ? { authorization: `Bearer ${opts.token}` } : {},
+      headers: {
+        ...(!browser && opts.token !== undefined ? { authorization: `Bearer ${opts.token}` } : {}),
+        ...(opts.forwardedFor ? { 'x-forwarded-for': opts.forwardedFor } : {}),
+      },
       autoPong: opts.autoPong ?? true,
     })
     this.ws.on('message', (data: Buffer) => {
