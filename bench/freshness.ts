@@ -8,37 +8,15 @@
  * Usage: npm run bench:freshness [-- N]; BENCH_JSON=file also writes the figures as JSON.
  */
 import { writeFileSync } from 'node:fs'
-import { WebSocket } from 'ws'
-import { normaliseRelayUrl } from '../src/config.ts'
-import { decodeFrame } from '../src/ingest/frame.ts'
-import { startLocalNetwork } from '../tests/support/network.ts'
 import { runService } from '../tests/support/service-process.ts'
-import { testPostgres } from '../tests/support/postgres.ts'
-import { createAccount } from './support/corpus.ts'
 import { percentile } from './support/stats.ts'
+import { BENCH_SERVICE_DID, startWriteBench } from './support/write-bench.ts'
 
 const N = Number(process.argv[2] ?? 50)
-const SERVICE_DID = 'did:web:bench.test'
+const SERVICE_DID = BENCH_SERVICE_DID
 const LXM = 'pub.chive.collaboration.listInvites'
 
-const db = await testPostgres()
-// A relay pushes each event as it comes; the dev-env PDS polls for them. A 2 ms cap keeps that
-// poll from being what is measured.
-const net = await startLocalNetwork({ sequencerIdleMs: 2 })
-const inviter = await createAccount(net.pdsUrl, 'inv')
-const invitee = await createAccount(net.pdsUrl, 'ee')
-const create = async (collection: string, record: Record<string, unknown>) =>
-  (await inviter.agent.com.atproto.repo.createRecord({ repo: inviter.did, collection, record: { $type: collection, ...record } })).data
-
-// When each record's commit reached the PDS's firehose.
-const onFirehose = new Map<string, number>()
-const watcher = new WebSocket(`${normaliseRelayUrl(net.pdsUrl)}/xrpc/com.atproto.sync.subscribeRepos`)
-watcher.on('message', (data: Buffer) => {
-  const at = performance.now()
-  const evt = decodeFrame(new Uint8Array(data))
-  if (evt.type === 'commit') for (const op of evt.ops) onFirehose.set(`at://${evt.repo}/${op.path}`, at)
-})
-await new Promise((r) => watcher.once('open', r))
+const { inviter, invitee, create, onFirehose, serviceEnv, close: closeBench } = await startWriteBench()
 
 // Subjects for the proof case exist before the service starts reading.
 const early: { uri: string; cid: string }[] = []
@@ -53,16 +31,7 @@ interface Sample {
 }
 const results: Record<'stream' | 'proof', Sample[]> = { stream: [], proof: [] }
 
-const env = {
-  DATABASE_URL: db.url,
-  DATABASE_SCHEMA: `bench_fresh_${Date.now()}`,
-  RELAY_URL: net.pdsUrl,
-  PLC_URL: net.plcUrl,
-  SERVICE_DID,
-  LOG_LEVEL: 'info',
-  BACKFILL_ON_GAP: 'false',
-  RATE_LIMIT_MAX: '0',
-}
+const env = serviceEnv(`bench_fresh_${Date.now()}`)
 await runService(env, async (address) => {
   const token = (await invitee.agent.com.atproto.server.getServiceAuth({ aud: SERVICE_DID, lxm: LXM, exp: Math.floor(Date.now() / 1000) + 3600 })).data.token
   const url = `${address}/xrpc/${LXM}?invitee=${encodeURIComponent(invitee.did)}&state=pending&limit=1`
@@ -103,7 +72,5 @@ for (const [name, s] of Object.entries(summary)) {
   console.log(`| ${name === 'stream' ? 'the stream' : 'a getRecord proof'} | ${ms(s.total)} | ${ms(s.write)} | ${ms(s.toFirehose)} | ${ms(s.fromFirehose)} |`)
 }
 if (process.env.BENCH_JSON) writeFileSync(process.env.BENCH_JSON, JSON.stringify({ freshness: summary }))
-watcher.terminate()
-await net.close()
-await db.stop()
+await closeBench()
 process.exit(0)

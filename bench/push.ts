@@ -14,53 +14,29 @@ import { readFileSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
 import { Frame } from '@atproto/xrpc-server'
 import { WebSocket } from 'ws'
-import { normaliseRelayUrl } from '../src/config.ts'
-import { decodeFrame } from '../src/ingest/frame.ts'
 import { createPool } from '../src/db/pool.ts'
 import { generateProvenInvites } from '../src/db/bench-data.ts'
-import { startLocalNetwork } from '../tests/support/network.ts'
 import { spawnService } from '../tests/support/service-process.ts'
-import { testPostgres } from '../tests/support/postgres.ts'
 import { createAccount, type Account } from './support/corpus.ts'
 import { percentile } from './support/stats.ts'
+import { BENCH_SERVICE_DID, startWriteBench } from './support/write-bench.ts'
 
 const N = Number(process.argv[2] ?? 50)
 const SUBSCRIBERS = Number(process.argv[3] ?? 10_000)
 const DIDS = Number(process.argv[4] ?? 100)
 const INGEST = Number(process.argv[5] ?? 500)
 const ROUNDS = 5
-const SERVICE_DID = 'did:web:bench.test'
+const SERVICE_DID = BENCH_SERVICE_DID
 const NSID = 'pub.chive.collabIndexer.subscribeInvites'
 const LIST = 'pub.chive.collaboration.listInvites'
 
-const db = await testPostgres()
-const net = await startLocalNetwork({ sequencerIdleMs: 2 })
-const inviter = await createAccount(net.pdsUrl, 'inv')
-const invitee = await createAccount(net.pdsUrl, 'ee')
-const create = async (collection: string, record: Record<string, unknown>) =>
-  (await inviter.agent.com.atproto.repo.createRecord({ repo: inviter.did, collection, record: { $type: collection, ...record } })).data
+const { db, net, inviter, invitee, create, onFirehose, serviceEnv, close: closeBench } = await startWriteBench()
 const token = async (a: Account, lxm = NSID) =>
   (await a.agent.com.atproto.server.getServiceAuth({ aud: SERVICE_DID, lxm, exp: Math.floor(Date.now() / 1000) + 3600 })).data.token
 
-const onFirehose = new Map<string, number>()
-const watcher = new WebSocket(`${normaliseRelayUrl(net.pdsUrl)}/xrpc/com.atproto.sync.subscribeRepos`)
-watcher.on('message', (data: Buffer) => {
-  const at = performance.now()
-  const evt = decodeFrame(new Uint8Array(data))
-  if (evt.type === 'commit') for (const op of evt.ops) onFirehose.set(`at://${evt.repo}/${op.path}`, at)
-})
-await new Promise((r) => watcher.once('open', r))
-
 const schema = `bench_push_${Date.now()}`
 const svc = spawnService({
-  DATABASE_URL: db.url,
-  DATABASE_SCHEMA: schema,
-  RELAY_URL: net.pdsUrl,
-  PLC_URL: net.plcUrl,
-  SERVICE_DID,
-  LOG_LEVEL: 'info',
-  BACKFILL_ON_GAP: 'false',
-  RATE_LIMIT_MAX: '0',
+  ...serviceEnv(schema),
   SUBSCRIBE_MAX_CONNECTIONS: String(SUBSCRIBERS + 100),
 })
 const address = await svc.address
@@ -194,10 +170,8 @@ if (process.env.BENCH_JSON) {
   writeFileSync(process.env.BENCH_JSON, JSON.stringify({ push: { idle, loaded, perSubscriberKb, fanout, ingestListening, ingestAlone, subscribers: SUBSCRIBERS, dids: DIDS } }))
 }
 sub.terminate()
-watcher.terminate()
 svc.child.kill('SIGTERM')
 await svc.exited
 await pool.end()
-await net.close()
-await db.stop()
+await closeBench()
 process.exit(0)
