@@ -206,6 +206,7 @@ describe('Jetstream mode (v2 instance)', () => {
     const cookie = (signIn.headers.get('set-cookie') ?? '').split(';')[0] as string
     const page = await (await fetch(new URL('/admin/health', h.service.url), { headers: { cookie } })).text()
     expect(page).toContain('Jetstream v2, every record proven by its host')
+    expect(page).toContain('Ingest health (Jetstream)')
     expect(page).toMatch(/Jetstream events by proof outcome<\/h4><dl><dt>[a-z]+<\/dt>/)
     expect(page).toMatch(/Received<b>[\d.]+ (B|KB|MB)\/s<\/b>/)
   })

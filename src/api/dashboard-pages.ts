@@ -369,7 +369,7 @@ export const healthPanel = (s: Status, full: boolean): Html => {
   const jetstream = s.mode === 'jetstream'
   const proofs = s.proofs as { inFlight?: number; outcomes?: Record<string, number> } | undefined
   return html`<section class="card health" aria-labelledby="health-h">
-<div class="row"><h2 id="health-h" style="margin:0">Firehose health</h2>
+<div class="row"><h2 id="health-h" style="margin:0">${jetstream ? 'Ingest health (Jetstream)' : 'Firehose health'}</h2>
 <span class="badge ${s.connected ? 'ok' : 'bad'}" id="connection">${s.connected ? 'Connected' : 'Not connected'}</span>
 ${!s.connected && s.lastDisconnectReason ? html`<span class="muted">last disconnect: ${s.lastDisconnectReason}</span>` : ''}
 ${full ? '' : html`<a href="/admin/health" style="margin-left:auto">All firehose details</a>`}</div>
