@@ -3,7 +3,7 @@ import type { Logger } from './log.ts'
 import type { Pool } from './db/pool.ts'
 import { changesAfter, feedBounds, type InviteChange } from './db/changes.ts'
 import type { InviteRow } from './db/queries.ts'
-import { leaseEndpoint, recordDelivered, recordFailure, registerEndpoints, releaseEndpoint, takeOverEndpoints } from './db/webhook.ts'
+import { forgetEndpoints, leaseEndpoint, recordDelivered, recordFailure, registerEndpoints, releaseEndpoint, takeOverEndpoints } from './db/webhook.ts'
 import { changeMessage } from './api/fanout.ts'
 import { SUBSCRIBE_INVITES } from './api/subscription.ts'
 
@@ -71,6 +71,8 @@ export class WebhookDelivery {
 
   /** Run by the ingest leader: the endpoints' leases of a predecessor (dead, or deposed) are taken over. */
   async start(): Promise<void> {
+    const forgotten = await forgetEndpoints(this.opts.pool, this.opts.urls)
+    if (forgotten.length > 0) this.opts.log.info({ urls: forgotten }, 'webhook endpoints no longer configured: forgotten (the change feed is no longer kept for them)')
     if (this.opts.urls.length === 0) return
     this.stopped = false
     await registerEndpoints(this.opts.pool, this.opts.urls)

@@ -77,6 +77,14 @@ describe('webhooks', () => {
     expect(metrics).toContain(`chive_indexer_webhook_failures_total{url="${receiver.url}"} 3`)
   })
 
+
+  it('forgets an endpoint whose URL is no longer configured, so it holds back no purge', async () => {
+    const urls = async () => (await h.service.pool.query<{ url: string }>('SELECT url FROM webhook_endpoint')).rows.map((r) => r.url)
+    expect(await urls()).toEqual([receiver.url])
+    h.config.webhooks = { ...h.config.webhooks, urls: [] }
+    await h.restart()
+    await waitFor(async () => (await urls()).length === 0, 'the unconfigured endpoint to be forgotten')
+  })
 })
 
 describe('slow subscribers', () => {

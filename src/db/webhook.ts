@@ -21,6 +21,15 @@ export interface EndpointStatus {
   lastDeliveredAt: Date | null
 }
 
+/**
+ * Endpoints no longer configured are forgotten (their URLs returned): a removed URL's position
+ * would otherwise hold the feed's purge back for ever. Configured again later, it starts afresh.
+ */
+export const forgetEndpoints = async (pool: Pool, keep: string[]): Promise<string[]> => {
+  const res = await pool.query<{ url: string }>('DELETE FROM webhook_endpoint WHERE url <> ALL($1::text[]) RETURNING url', [keep])
+  return res.rows.map((r) => r.url)
+}
+
 /** New endpoints start at the feed's head: they are sent what changes from now on. */
 export const registerEndpoints = async (pool: Pool, urls: string[]): Promise<void> => {
   if (urls.length === 0) return
