@@ -1,13 +1,10 @@
 import { existsSync } from 'node:fs'
-import { chmod, mkdtemp, rm } from 'node:fs/promises'
-import os from 'node:os'
 import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import pg from 'pg'
 import { createUser, freshSchema, startHarness, testConfig, waitFor, type Harness, type User, rewindCursor } from './support/harness.ts'
 import { views } from './support/views.ts'
-import { freePort } from './support/postgres.ts'
-import { runService } from './support/service-process.ts'
+import { embeddedServiceEnv, runService } from './support/service-process.ts'
 
 let h: Harness
 let v: ReturnType<typeof views>
@@ -115,17 +112,7 @@ describe('the operator contract of `npm start`', () => {
   })
 
   it('runs on an embedded Postgres kept under DATA_DIR when DATABASE_URL is unset', async () => {
-    const dataDir = await mkdtemp(path.join(os.tmpdir(), 'collab-start-'))
-    await chmod(dataDir, 0o755)
-    const port = await freePort()
-    const env = {
-      DATABASE_URL: undefined,
-      DATA_DIR: dataDir,
-      EMBEDDED_PG_PORT: String(port),
-      RELAY_URL: testConfig('x').relayUrl,
-      PLC_URL: testConfig('x').plcUrl,
-      START_CURSOR: '0',
-    }
+    const { dataDir, port, env, remove } = await embeddedServiceEnv('collab-start-')
     try {
       const first = await runService(env, async (address) => {
         await waitForCursor(address)
@@ -141,7 +128,7 @@ describe('the operator contract of `npm start`', () => {
       expect(second.code, second.output).toBe(0)
       expect(second.output).not.toMatch(/migrations applied/)
     } finally {
-      await rm(dataDir, { recursive: true, force: true })
+      await remove()
     }
   }, 60_000)
 })

@@ -1,11 +1,7 @@
-import { chmod, mkdtemp, rm } from 'node:fs/promises'
-import os from 'node:os'
-import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import pg from 'pg'
 import { createUser, freshSchema, testConfig, waitFor, type User } from './support/harness.ts'
-import { freePort } from './support/postgres.ts'
-import { processGroup, spawnNpmStart } from './support/service-process.ts'
+import { embeddedServiceEnv, processGroup, spawnNpmStart } from './support/service-process.ts'
 
 // Systemd, supervisors and `kill <pid>` signal the process they started, which for `npm start`
 // is npm, not node: these tests send SIGTERM to npm's PID alone, never to the group.
@@ -86,18 +82,8 @@ describe('SIGTERM to the npm process of `npm start`', () => {
   }, 90_000)
 
   it('stops the embedded Postgres too', async () => {
-    const dataDir = await mkdtemp(path.join(os.tmpdir(), 'collab-signal-'))
-    await chmod(dataDir, 0o755)
-    const port = await freePort()
-    const svc = spawnNpmStart({
-      DATABASE_URL: undefined,
-      DATA_DIR: dataDir,
-      EMBEDDED_PG_PORT: String(port),
-      RELAY_URL: testConfig('x').relayUrl,
-      PLC_URL: testConfig('x').plcUrl,
-      START_CURSOR: '0',
-      BACKFILL_ON_GAP: 'false',
-    })
+    const { port, env, remove } = await embeddedServiceEnv('collab-signal-')
+    const svc = spawnNpmStart({ ...env, BACKFILL_ON_GAP: 'false' })
     cleanups.push(svc.killGroup)
     try {
       const address = await svc.address
@@ -108,7 +94,7 @@ describe('SIGTERM to the npm process of `npm start`', () => {
       await expect(new pg.Client({ connectionString: `postgres://postgres:postgres@127.0.0.1:${port}/postgres` }).connect()).rejects.toThrow()
     } finally {
       svc.killGroup()
-      await rm(dataDir, { recursive: true, force: true })
+      await remove()
     }
   }, 120_000)
 })

@@ -35,13 +35,6 @@ export interface JetstreamOptions {
   maxBackoffMs?: number
 }
 
-export interface JetstreamStatus extends RelayStatus {
-  mode: 'jetstream'
-  urls: string[]
-  /** The protocol spoken on the current (or last) instance. */
-  version: JetstreamVersion | null
-}
-
 export class JetstreamSubscription {
   private readonly opts: JetstreamOptions
   private readonly socket: RelaySubscription
@@ -77,8 +70,8 @@ export class JetstreamSubscription {
     return this.attempt?.version ?? 'v1'
   }
 
-  get status(): JetstreamStatus {
-    return { ...this.socket.status, mode: 'jetstream', urls: this.opts.urls, version: this.attempt?.version ?? null }
+  get status(): RelayStatus {
+    return this.socket.status
   }
 
   get buffered(): number {

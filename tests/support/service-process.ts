@@ -1,24 +1,30 @@
-import { spawn } from 'node:child_process'
+import { spawn, type ChildProcessByStdio } from 'node:child_process'
+import type { Readable } from 'node:stream'
 import { readdirSync, readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
-import { waitFor } from './harness.ts'
+import { chmod, mkdtemp, rm } from 'node:fs/promises'
+import os from 'node:os'
+import path from 'node:path'
+import { testConfig, waitFor } from './harness.ts'
+import { freePort } from './postgres.ts'
 import { startArgs } from './start-command.ts'
 
 /**
  * Starts the service as `npm start` does (in `cwd`, by default here), in a child process that
  * the caller may signal; `address` resolves once the API listens.
  */
-export const spawnService = (env: Record<string, string | undefined>, cwd?: string) => {
-  const child = spawn(process.execPath, startArgs(), {
-    cwd,
-    env: { ...process.env, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'info', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  })
+export const spawnService = (env: Record<string, string | undefined>, cwd?: string) =>
+  watchService(spawn(process.execPath, startArgs(), { cwd, env: serviceEnv(env), stdio: ['ignore', 'pipe', 'pipe'] }), 30_000)
+
+const serviceEnv = (env: Record<string, string | undefined>) => ({ ...process.env, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'info', ...env })
+
+/** The child's output, its exit, and the address it says it listens on. */
+const watchService = (child: ChildProcessByStdio<null, Readable, Readable>, listenTimeoutMs: number) => {
   let output = ''
   child.stdout.on('data', (d: Buffer) => (output += d.toString()))
   child.stderr.on('data', (d: Buffer) => (output += d.toString()))
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)))
-  const address = waitFor(async () => /"address":"(http:\/\/[^"]+)"/.exec(output)?.[1], 'the service to listen', 30_000)
+  const address = waitFor(async () => /"address":"(http:\/\/[^"]+)"/.exec(output)?.[1], 'the service to listen', listenTimeoutMs)
   // A caller that gives up before the service listens must not leave a rejection unhandled.
   address.catch(() => {})
   return { child, address, exited, output: () => output }
@@ -68,25 +74,11 @@ export const processGroup = (pgid: number): number[] => {
  * of the whole tree.
  */
 export const spawnNpmStart = (env: Record<string, string | undefined>, cwd = fileURLToPath(new URL('../..', import.meta.url))) => {
-  const child = spawn('npm', ['start'], {
-    cwd,
-    detached: true,
-    env: { ...process.env, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'info', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  })
-  let output = ''
-  child.stdout.on('data', (d: Buffer) => (output += d.toString()))
-  child.stderr.on('data', (d: Buffer) => (output += d.toString()))
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)))
-  const address = waitFor(async () => /"address":"(http:\/\/[^"]+)"/.exec(output)?.[1], 'the service to listen', 60_000)
-  address.catch(() => {})
-  const pgid = child.pid as number
+  const svc = watchService(spawn('npm', ['start'], { cwd, detached: true, env: serviceEnv(env), stdio: ['ignore', 'pipe', 'pipe'] }), 60_000)
+  const pgid = svc.child.pid as number
   return {
-    child,
+    ...svc,
     pgid,
-    address,
-    exited,
-    output: () => output,
     /** Whatever survives a failed test must not outlive it. */
     killGroup: () => {
       try {
@@ -95,5 +87,28 @@ export const spawnNpmStart = (env: Record<string, string | undefined>, cwd = fil
         // already gone
       }
     },
+  }
+}
+
+/**
+ * The environment of a service on an embedded Postgres of its own (no DATABASE_URL), under a
+ * fresh DATA_DIR that Postgres (run as `postgres` when we are root) can reach, reading the local PDS.
+ */
+export const embeddedServiceEnv = async (prefix: string) => {
+  const dataDir = await mkdtemp(path.join(os.tmpdir(), prefix))
+  await chmod(dataDir, 0o755)
+  const port = await freePort()
+  return {
+    dataDir,
+    port,
+    env: {
+      DATABASE_URL: undefined,
+      DATA_DIR: dataDir,
+      EMBEDDED_PG_PORT: String(port),
+      RELAY_URL: testConfig('x').relayUrl,
+      PLC_URL: testConfig('x').plcUrl,
+      START_CURSOR: '0',
+    },
+    remove: () => rm(dataDir, { recursive: true, force: true }),
   }
 }
