@@ -3,14 +3,14 @@ import path from 'node:path'
 import { parseArgs } from 'node:util'
 import cliProgress from 'cli-progress'
 import { loadConfig } from './config.ts'
-import { createLogger } from './log.ts'
+import { createLogger } from './lib/log.ts'
 import { startEmbeddedPostgres } from './db/embedded.ts'
 import { migrate } from './db/migrate.ts'
 import { createPool } from './db/pool.ts'
 import { activeRuns, backfillProgress, createDidRun, requestFullBackfill } from './db/backfill.ts'
-import { createIdResolver } from './identity.ts'
-import { loadLexicons } from './lexicons.ts'
-import { createBackfiller, createVerifier } from './ingest/workers.ts'
+import { createIdResolver } from './atproto/identity.ts'
+import { loadLexicons } from './atproto/lexicons.ts'
+import { createBackfiller, createVerifier } from './workers/build.ts'
 
 const USAGE = `usage: npm run backfill -- [--did <did>]... [--concurrency N] [--per-host N] [--rate N]
 

@@ -1,5 +1,5 @@
 import { loadConfig } from './config.ts'
-import { createLogger } from './log.ts'
+import { createLogger } from './lib/log.ts'
 import { startService } from './service.ts'
 
 const main = async (): Promise<void> => {

@@ -1,8 +1,8 @@
 import { beforeAll, describe, expect, it } from 'vitest'
 import { BlockMap, blocksToCarFile, readCarWithRoot } from '@atproto/repo'
 import { normaliseRelayUrl } from '../src/config.ts'
-import { decodeFrame, type CommitEvent } from '../src/ingest/frame.ts'
-import { ChainError, invertOps, openCommit, proveOps } from '../src/ingest/chain.ts'
+import { decodeFrame, type CommitEvent } from '../src/sources/firehose-frame.ts'
+import { ChainError, invertOps, openCommit, proveOps } from '../src/atproto/chain.ts'
 import { createUser, pdsUrl, type User } from './support/harness.ts'
 import { captureFrames, touches } from './support/replay-relay.ts'
 

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest'
 import fc from 'fast-check'
 import { BlockMap, blocksToCarFile } from '@atproto/repo'
 import { isCid, type Cid } from '@atproto/lex-data'
-import { decodeFrame, FrameError, type FirehoseEvent } from '../src/ingest/frame.ts'
+import { decodeFrame, FrameError, type FirehoseEvent } from '../src/sources/firehose-frame.ts'
 import { frame } from './support/frames.ts'
 import { fuzzSeed, mutantOf } from './support/mutations.ts'
 

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { normaliseRelayUrl } from '../src/config.ts'
-import { decodeFrame, type CommitEvent } from '../src/ingest/frame.ts'
+import { decodeFrame, type CommitEvent } from '../src/sources/firehose-frame.ts'
 import { runUpkeep } from '../src/db/retention.ts'
 import { commitBody, frame } from './support/frames.ts'
 import { createUser, pdsUrl, startHarness, waitFor, type Harness, type User, rewindCursor } from './support/harness.ts'

@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest'
 import fc from 'fast-check'
-import { LowWaterMark, type Mark } from '../src/ingest/checkpoint.ts'
-import { RepoQueues } from '../src/ingest/repo-queue.ts'
-import { TransientError } from '../src/transient.ts'
+import { LowWaterMark, type Mark } from '../src/pipeline/checkpoint.ts'
+import { RepoQueues } from '../src/pipeline/repo-queue.ts'
+import { TransientError } from '../src/lib/transient.ts'
 
 describe('the low-water mark', () => {
   it('never passes an unfinished seq, never moves back, and reaches the last seq when all finish', () => {
@@ -156,7 +156,7 @@ describe('per-repo queues', () => {
 
 describe('the tracked-repo filter', () => {
   it('has no false negatives and few false positives', async () => {
-    const { BloomFilter } = await import('../src/ingest/tracked.ts')
+    const { BloomFilter } = await import('../src/pipeline/tracked.ts')
     const filter = new BloomFilter(256 * 1024)
     const did = (i: number, tag: string) => `did:plc:${tag}${i.toString(36).padStart(20, 'x')}`
     for (let i = 0; i < 20_000; i++) filter.add(did(i, 'in'))

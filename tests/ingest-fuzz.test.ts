@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import fc from 'fast-check'
 import type { Cid } from '@atproto/lex-data'
-import { decodeFrame, FrameError, type CommitEvent } from '../src/ingest/frame.ts'
+import { decodeFrame, FrameError, type CommitEvent } from '../src/sources/firehose-frame.ts'
 import { normaliseRelayUrl } from '../src/config.ts'
 import { createUser, pdsUrl, startHarness, waitFor, type Harness, type Ref, type User } from './support/harness.ts'
 import { captureFrames, startReplayRelay, touches, type ReplayRelay } from './support/replay-relay.ts'

@@ -2,7 +2,7 @@ import { createServer, type IncomingMessage, type Server } from 'node:http'
 import type { AddressInfo, Socket } from 'node:net'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { generateProvenInvites } from '../src/db/bench-data.ts'
-import { signature, SIGNATURE_HEADER, IDEMPOTENCY_HEADER } from '../src/webhook.ts'
+import { signature, SIGNATURE_HEADER, IDEMPOTENCY_HEADER } from '../src/push/webhook.ts'
 import { createUser, startHarness, testConfig, waitFor, type Harness, type User } from './support/harness.ts'
 import { PushClient } from './support/push-client.ts'
 

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { WebSocketServer } from 'ws'
-import { createLogger } from '../src/log.ts'
-import { RelaySubscription } from '../src/ingest/relay.ts'
+import { createLogger } from '../src/lib/log.ts'
+import { RelaySubscription } from '../src/sources/relay.ts'
 
 const TOTAL = 20_000
 let wss: WebSocketServer

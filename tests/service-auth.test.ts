@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
 import { createServiceAuth } from '../src/api/auth.ts'
 import { parseTrustProxy } from '../src/config.ts'
-import { createIdResolver } from '../src/identity.ts'
+import { createIdResolver } from '../src/atproto/identity.ts'
 import { startPlcSwitch, type PlcSwitch } from './support/fault-proxy.ts'
 import { createUser, LIST_COLLABORATORS, SERVICE_DID, startHarness, testConfig, type Harness, type User } from './support/harness.ts'
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { P256Keypair, Secp256k1Keypair, verifySignature } from '@atproto/crypto'
-import { nativeSecp256k1, parsePublicKey, verifyDidSignature, verifySignature as verifyParsed } from '../src/ingest/signature.ts'
+import { nativeSecp256k1, parsePublicKey, verifyDidSignature, verifySignature as verifyParsed } from '../src/atproto/signature.ts'
 
 const ORDERS = {
   ES256K: 0xfffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141n,

@@ -12,7 +12,7 @@ import { AtpAgent } from '@atproto/api'
 import { decodeAll, encode } from '@atproto/lex-cbor'
 import type { LexValue } from '@atproto/lex-data'
 import { normaliseRelayUrl } from '../../src/config.ts'
-import { decodeFrame } from '../../src/ingest/frame.ts'
+import { decodeFrame } from '../../src/sources/firehose-frame.ts'
 import { captureFrames, touches } from '../../tests/support/replay-relay.ts'
 import { blueskyRecord, now, rnd, sentence } from './bluesky-records.ts'
 

@@ -5,7 +5,7 @@
  */
 import { WebSocket } from 'ws'
 import { normaliseRelayUrl } from '../../src/config.ts'
-import { decodeFrame } from '../../src/ingest/frame.ts'
+import { decodeFrame } from '../../src/sources/firehose-frame.ts'
 import { startLocalNetwork } from '../../tests/support/network.ts'
 import { testPostgres } from '../../tests/support/postgres.ts'
 import { createAccount } from './corpus.ts'

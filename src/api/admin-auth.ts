@@ -2,7 +2,7 @@ import { createHash, createHmac, timingSafeEqual } from 'node:crypto'
 import type { FastifyRequest } from 'fastify'
 import type { Config } from '../config.ts'
 import type { Moderator } from '../db/audit.ts'
-import type { Logger } from '../log.ts'
+import type { Logger } from '../lib/log.ts'
 import type { ServiceAuth } from './auth.ts'
 import { authRequired, forbidden, rateLimited, XrpcError } from './errors.ts'
 

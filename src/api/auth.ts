@@ -1,7 +1,7 @@
 import type { IdResolver } from '@atproto/identity'
 import { verifyJwt } from '@atproto/xrpc-server'
-import { stripFragment } from '../identity.ts'
-import { Lru } from '../lru.ts'
+import { stripFragment } from '../atproto/identity.ts'
+import { Lru } from '../lib/lru.ts'
 import { authRequired, XrpcError } from './errors.ts'
 
 export interface ServiceAuth {

@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify'
 import { listCollaborators } from '../db/queries.ts'
 import type { ApiContext } from './context.ts'
-import { decodeCursor, encodeCursor } from './cursor.ts'
+import { decodeCursor, encodeCursor } from './page-cursor.ts'
 import { assertParams, defined, integer, single } from './params.ts'
 
 const NSID = 'pub.chive.collaboration.listCollaborators'

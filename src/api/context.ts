@@ -2,8 +2,23 @@ import type { Lexicons } from '@atproto/lexicon'
 import type { Pool } from '../db/pool.ts'
 import type { ServiceAuth } from './auth.ts'
 import type { AdminAccess, ModeratorAuth } from './admin-auth.ts'
-import type { FanoutStatus } from './fanout.ts'
-import type { SubscriptionStats } from './subscription.ts'
+
+export interface FanoutStatus {
+  /** Whether the LISTEN connection is up (otherwise the feed is polled only). */
+  listening: boolean
+  position: number
+  listeners: number
+  changesRead: number
+  framesSent: number
+  lastError: string | null
+}
+
+export interface SubscriptionStats {
+  connections: number
+  slowConsumersCut: number
+  expired: number
+  refused: number
+}
 
 /** What this process pushes: subscriptions (through the fanout) and webhooks. */
 export interface PushSources {

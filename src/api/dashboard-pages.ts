@@ -2,7 +2,7 @@ import type { BlockRow, RejectionRow, VolumeRow } from '../db/moderation.ts'
 import type { adminInviteView, auditEventView, firehoseStatus } from './admin.ts'
 import type { BackfillProgress } from '../db/backfill.ts'
 import type { EndpointStatus } from '../db/webhook.ts'
-import type { VerifierStatus } from '../ingest/verifier.ts'
+import type { VerifierStatus } from '../db/verification.ts'
 import { Html, html } from './html.ts'
 
 type InviteView = ReturnType<typeof adminInviteView>

@@ -1,5 +1,5 @@
 import type { FastifyInstance } from 'fastify'
-import { readRelayState } from '../db/cursor.ts'
+import { readRelayState } from '../db/stream-cursor.ts'
 import { queueStats } from '../db/verification.ts'
 import { backfillProgress } from '../db/backfill.ts'
 import { endpointStatus } from '../db/webhook.ts'

@@ -2,7 +2,7 @@ import type { FastifyInstance } from 'fastify'
 import { AtUri } from '@atproto/syntax'
 import { listInvites, type InviteRow } from '../db/queries.ts'
 import type { ApiContext } from './context.ts'
-import { decodeCursor, encodeCursor } from './cursor.ts'
+import { decodeCursor, encodeCursor } from './page-cursor.ts'
 import { forbidden } from './errors.ts'
 import { assertParams, defined, integer, single, stateParam } from './params.ts'
 

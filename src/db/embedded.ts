@@ -2,7 +2,7 @@ import type { ChildProcess } from 'node:child_process'
 import { existsSync, readFileSync } from 'node:fs'
 import { mkdir, stat } from 'node:fs/promises'
 import path from 'node:path'
-import type { Logger } from '../log.ts'
+import type { Logger } from '../lib/log.ts'
 
 export interface EmbeddedDb {
   url: string

@@ -262,3 +262,11 @@ export const queueStats = async (pool: Pool): Promise<QueueStats> => {
   const row = res.rows[0]
   return { depth: row?.depth ?? 0, oldestAgeSeconds: row?.oldest ?? null }
 }
+
+/** The subject verifier's counters (workers/subject-verifier.ts), as status and metrics read them. */
+export interface VerifierStatus {
+  outcomes: Record<string, number>
+  retries: Record<string, number>
+  gaveUp: number
+  inFlight: number
+}

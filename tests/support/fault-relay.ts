@@ -1,5 +1,5 @@
 import { WebSocketServer, type WebSocket } from 'ws'
-import { decodeFrame } from '../../src/ingest/frame.ts'
+import { decodeFrame } from '../../src/sources/firehose-frame.ts'
 
 export interface FaultRelayOptions {
   /** Frames sent per second to each subscriber. */

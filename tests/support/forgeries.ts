@@ -1,6 +1,6 @@
 import { BlockMap, blocksToCarFile, readCarWithRoot } from '@atproto/repo'
 import { cborToLex } from '@atproto/repo'
-import type { CommitEvent } from '../../src/ingest/frame.ts'
+import type { CommitEvent } from '../../src/sources/firehose-frame.ts'
 import { commitBody, frame, wireOp } from './frames.ts'
 
 /**

@@ -1,7 +1,7 @@
 import { encode } from '@atproto/lex-cbor'
 import type { LexValue } from '@atproto/lex-data'
 import { decodeCid, parseCid } from '@atproto/lex-data'
-import type { CommitEvent, RepoOp } from '../../src/ingest/frame.ts'
+import type { CommitEvent, RepoOp } from '../../src/sources/firehose-frame.ts'
 
 /** An op as it goes on the wire (the decoder's op carries undecoded CIDs of its own). */
 export const wireOp = (op: RepoOp): Record<string, unknown> => ({

@@ -1,6 +1,6 @@
 import { Frame } from '@atproto/xrpc-server'
 import WebSocket from 'ws'
-import { BEARER_PROTOCOL, SUBSCRIBE_INVITES } from '../../src/api/subscription.ts'
+import { BEARER_PROTOCOL, SUBSCRIBE_INVITES } from '../../src/push/subscription.ts'
 import { waitFor } from './harness.ts'
 
 export interface Change {

@@ -1,6 +1,6 @@
 import { WebSocketServer } from 'ws'
 import WebSocket from 'ws'
-import { decodeFrame } from '../../src/ingest/frame.ts'
+import { decodeFrame } from '../../src/sources/firehose-frame.ts'
 
 export interface ReplayRelay {
   url: string

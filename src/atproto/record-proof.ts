@@ -9,12 +9,12 @@
  * INGEST_PARK_MAX_MS handed to a resync. Only a proof that holds is compared with the event.
  */
 import type { IdResolver } from '@atproto/identity'
-import { resolvePds } from '../identity.ts'
-import { TransientError } from '../transient.ts'
+import { resolvePds } from './identity.ts'
+import { TransientError } from '../lib/transient.ts'
 import { ChainError, openCar, provePath, type OpenedCommit } from './chain.ts'
 import type { RepoKeys } from './keys.ts'
 import { verifyAtcuteCommitSignature } from './signature.ts'
-import { xrpcGet, type Fetch } from './subject.ts'
+import { xrpcGet, type Fetch } from './host.ts'
 
 export interface RecordProof {
   /** The rev of the signed commit the proof hangs from: the repo as its host has it now. */

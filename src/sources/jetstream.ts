@@ -13,9 +13,9 @@
  * - A cursor older than the instances' retention (v2 says `CursorTooOld`; v1 silently starts at
  *   its oldest event) is a gap: the indexer goes live and a full backfill covers the rest.
  */
-import type { Logger } from '../log.ts'
+import type { Logger } from '../lib/log.ts'
 import { RelaySubscription, type RelayStatus } from './relay.ts'
-import type { JetstreamVersion } from './jetstream-event.ts'
+import type { JetstreamVersion } from './jetstream-message.ts'
 
 export const JETSTREAM_COLLECTIONS = 'pub.chive.*'
 const V2_PATH = '/xrpc/network.bsky.jetstream.subscribeEvents'

@@ -1,13 +1,13 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client'
-import type { Pool } from './db/pool.ts'
-import { readCursor } from './db/cursor.ts'
-import { queueStats, type QueueStats } from './db/verification.ts'
-import { backfillProgress, type BackfillProgress } from './db/backfill.ts'
-import type { IndexerStatus } from './ingest/indexer.ts'
-import type { VerifierStatus } from './ingest/verifier.ts'
-import type { BackfillStatus } from './ingest/backfill.ts'
-import type { PushSources } from './api/context.ts'
-import { endpointStatus, type EndpointStatus } from './db/webhook.ts'
+import type { Pool } from '../db/pool.ts'
+import { readCursor } from '../db/stream-cursor.ts'
+import { queueStats, type QueueStats } from '../db/verification.ts'
+import { backfillProgress, type BackfillProgress } from '../db/backfill.ts'
+import type { IndexerStatus } from '../pipeline/indexer.ts'
+import type { VerifierStatus } from '../db/verification.ts'
+import type { BackfillStatus } from '../workers/backfill.ts'
+import type { PushSources } from './context.ts'
+import { endpointStatus, type EndpointStatus } from '../db/webhook.ts'
 
 /** What this process knows about its workers, read (never driven) at scrape time. */
 export interface MetricSources {

@@ -1,9 +1,10 @@
 import { MessageFrame } from '@atproto/xrpc-server'
-import type { Logger } from '../log.ts'
+import type { Logger } from '../lib/log.ts'
 import type { Pool } from '../db/pool.ts'
 import { changesAfter, feedBounds, listenForChanges, type InviteChange } from '../db/changes.ts'
+import type { FanoutStatus } from '../api/context.ts'
 import type { InviteRow } from '../db/queries.ts'
-import { inviteView } from './invites.ts'
+import { inviteView } from '../api/invites.ts'
 
 /** A live reader of the feed: handed every change of an invite `did` is a party of. */
 export interface FeedListener {
@@ -11,15 +12,6 @@ export interface FeedListener {
   receive(change: InviteChange & { invite: InviteRow }, frame: Uint8Array): void
 }
 
-export interface FanoutStatus {
-  /** Whether the LISTEN connection is up (otherwise the feed is polled only). */
-  listening: boolean
-  position: number
-  listeners: number
-  changesRead: number
-  framesSent: number
-  lastError: string | null
-}
 
 /** The body of a `#change` message, as subscriptions and webhooks carry it. */
 export const changeMessage = (c: InviteChange & { invite: InviteRow }) => ({

@@ -1,7 +1,7 @@
 import { MemoryBlockstore, MST, def, readCarWithRoot, type BlockMap } from '@atproto/repo'
 import { verifyCommitSignature } from './signature.ts'
 import type { Cid } from '@atproto/lex-data'
-import type { SigningKeys } from '../identity.ts'
+import type { SigningKeys } from './identity.ts'
 
 /** Why a commit (or a repo proof) could not be trusted. */
 export class VerificationError extends Error {

@@ -1,14 +1,14 @@
 import type { IdResolver } from '@atproto/identity'
-import { resolvePds, signingKeys } from '../identity.ts'
+import { resolvePds, signingKeys } from '../atproto/identity.ts'
 import { AtUri } from '@atproto/syntax'
-import type { Logger } from '../log.ts'
+import type { Logger } from '../lib/log.ts'
 import type { Pool } from '../db/pool.ts'
-import { claimJobs, dropJob, recordProof, recordRetry, type VerifyJob } from '../db/verification.ts'
-import type { SigningKeys } from '../identity.ts'
-import { proveSubject, type Fetch } from './subject.ts'
-import { KeyedLimiter } from './limits.ts'
+import { claimJobs, dropJob, recordProof, recordRetry, type VerifierStatus, type VerifyJob } from '../db/verification.ts'
+import type { SigningKeys } from '../atproto/identity.ts'
+import { proveSubject, type Fetch } from '../atproto/host.ts'
+import { KeyedLimiter } from '../lib/limits.ts'
 import { QueueWorker, asTransient, retryDelay } from './queue-worker.ts'
-import { bump } from './counts.ts'
+import { bump } from '../lib/counts.ts'
 
 export interface VerifierOptions {
   pool: Pool
@@ -27,12 +27,6 @@ export interface VerifierOptions {
   pollMs?: number
 }
 
-export interface VerifierStatus {
-  outcomes: Record<string, number>
-  retries: Record<string, number>
-  gaveUp: number
-  inFlight: number
-}
 
 /**
  * Proves invite subjects that the stream could not vouch for, from the inviter's own repo.

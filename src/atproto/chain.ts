@@ -12,8 +12,8 @@ import { hash } from 'node:crypto'
 import * as CBOR from '@atcute/cbor'
 import { fromUint8Array } from '@atcute/car'
 import { MSTNode, MissingBlockError, NodeStore, NodeWrangler, findRpathAndBuildProof, type BlockMap, type BlockStore } from '@atcute/mst'
-import type { CommitEvent, RepoOp } from './frame.ts'
-import { Lru } from '../lru.ts'
+import type { CommitEvent, RepoOp } from '../sources/firehose-frame.ts'
+import { Lru } from '../lib/lru.ts'
 
 /** Why an event cannot be trusted as sent: a verdict on the event, never a network condition. */
 export class ChainError extends Error {

@@ -1,7 +1,7 @@
 import type { Cid } from '@atproto/lex-data'
 import { openSignedRepo, VerificationError } from './commit.ts'
-import type { SigningKeys } from '../identity.ts'
-import { TransientError } from '../transient.ts'
+import type { SigningKeys } from './identity.ts'
+import { TransientError } from '../lib/transient.ts'
 
 export { TransientError }
 

@@ -9,11 +9,11 @@
  * mark back until it finishes or its repo is handed to a resync. Effects of events above the mark
  * may commit early: every write is rev-guarded, so replaying them after a crash changes nothing.
  */
-import type { Logger } from '../log.ts'
+import type { Logger } from '../lib/log.ts'
 import type { Pool } from '../db/pool.ts'
 import type { Effect, RepoPosition } from '../db/effects.ts'
 import { applyEffects, commitBatch, type BatchResult } from '../db/store.ts'
-import { saveIngestStatus } from '../db/cursor.ts'
+import { saveIngestStatus } from '../db/stream-cursor.ts'
 
 /** One event whose effects are not pushed yet. */
 export interface Mark {

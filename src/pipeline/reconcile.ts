@@ -8,12 +8,12 @@
  * The work is spread over the period (a few repos every tick) so that the load on hosts stays
  * flat; a host that does not answer is skipped until the repo's next turn.
  */
-import type { Logger } from '../log.ts'
+import type { Logger } from '../lib/log.ts'
 import type { Pool } from '../db/pool.ts'
 import { countTrackedRepos, dueForReconcile, liveRecordsOf, markReconciled } from '../db/reconcile.ts'
 import { ACCEPTANCE_NSID, INVITE_NSID } from '../db/effects.ts'
-import type { RecordProofs } from './record-proof.ts'
-import type { JetstreamCommitEvent } from './repo-events.ts'
+import type { RecordProofs } from '../atproto/record-proof.ts'
+import type { JetstreamCommitEvent } from './verdicts.ts'
 
 export interface ReconcileStatus {
   reposCompared: number

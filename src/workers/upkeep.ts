@@ -1,6 +1,6 @@
-import type { Logger } from './log.ts'
-import type { Pool } from './db/pool.ts'
-import { recordExpiries, runUpkeep, type UpkeepResult } from './db/retention.ts'
+import type { Logger } from '../lib/log.ts'
+import type { Pool } from '../db/pool.ts'
+import { recordExpiries, runUpkeep, type UpkeepResult } from '../db/retention.ts'
 
 /**
  * Runs the retention and expiry upkeep at start and then every `intervalMs`, and records expiries

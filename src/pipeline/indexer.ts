@@ -11,27 +11,27 @@
  */
 import type { IdResolver } from '@atproto/identity'
 import type { Lexicons } from '@atproto/lexicon'
-import type { Logger } from '../log.ts'
+import type { Logger } from '../lib/log.ts'
 import type { Pool } from '../db/pool.ts'
-import { knownRelays, readCursor } from '../db/cursor.ts'
+import { knownRelays, readCursor } from '../db/stream-cursor.ts'
 import { holdsRecords, latestRecordRev, requestFullBackfill } from '../db/backfill.ts'
 import { CHIVE_PREFIX, type Effect } from '../db/effects.ts'
-import { decodeFrame, FrameError, type FirehoseEvent } from './frame.ts'
-import { RelaySubscription } from './relay.ts'
-import type { SubjectVerifier } from './verifier.ts'
-import { bump } from './counts.ts'
+import { decodeFrame, FrameError, type FirehoseEvent } from '../sources/firehose-frame.ts'
+import { RelaySubscription } from '../sources/relay.ts'
+import type { VerifierStatus } from '../db/verification.ts'
+import { bump } from '../lib/counts.ts'
 import { Checkpoint, type Mark } from './checkpoint.ts'
 import { RepoQueues, type QueuedJob } from './repo-queue.ts'
-import { RepoEvents, type RepoEvent } from './repo-events.ts'
-import { RepoKeys } from './keys.ts'
+import { RepoEvents, type RepoEvent } from './verdicts.ts'
+import { RepoKeys } from '../atproto/keys.ts'
 import { TrackedRepos } from './tracked.ts'
-import { TransientError } from '../transient.ts'
-import { JetstreamSubscription } from './jetstream.ts'
-import { decodeJetstreamMessage, JetstreamMessageError, type JetstreamMessage } from './jetstream-event.ts'
-import { RecordProofs, type ProofCounts } from './record-proof.ts'
-import type { Fetch } from './subject.ts'
+import { TransientError } from '../lib/transient.ts'
+import { JetstreamSubscription } from '../sources/jetstream.ts'
+import { decodeJetstreamMessage, JetstreamMessageError, type JetstreamMessage } from '../sources/jetstream-message.ts'
+import { RecordProofs, type ProofCounts } from '../atproto/record-proof.ts'
+import type { Fetch } from '../atproto/host.ts'
 import { Reconciler, type ReconcileStatus } from './reconcile.ts'
-import type { IdentityEvent } from './frame.ts'
+import type { IdentityEvent } from '../sources/firehose-frame.ts'
 
 export interface IngestLimits {
   /** Repos processed at once. */
@@ -67,7 +67,7 @@ export interface IndexerOptions {
   idResolver: IdResolver
   log: Logger
   /** Told when invites were queued for a subject proof; its counters join the status. */
-  verifier?: SubjectVerifier | undefined
+  verifier?: { wake(): void; readonly status: VerifierStatus } | undefined
   /** Schedule a full backfill when events may have been missed (first start, relay change, gaps). */
   backfillOnGap?: boolean
   /** Told when a backfill or resync was requested. */
@@ -144,7 +144,7 @@ export interface IndexerStatus {
   /** Commits whose signature check was deferred to their repo's latest (sync 1.1 chain). */
   deferredSignatures: number
   startedAt: string
-  verification: SubjectVerifier['status'] | null
+  verification: VerifierStatus | null
 }
 
 interface Job extends QueuedJob {

@@ -1,9 +1,9 @@
 import type { Lexicons } from '@atproto/lexicon'
 import { ACCEPTANCE_NSID, CHIVE_PREFIX, INVITE_NSID, OUR_COLLECTIONS, type Collection, type Effect } from '../db/effects.ts'
-import { openSignedRepo, VerificationError } from './commit.ts'
-import type { SigningKeys } from '../identity.ts'
-import { recordEffect } from './record.ts'
-import { TransientError, xrpcGet, type Fetch } from './subject.ts'
+import { openSignedRepo, VerificationError } from '../atproto/commit.ts'
+import type { SigningKeys } from '../atproto/identity.ts'
+import { recordEffect } from '../pipeline/record.ts'
+import { TransientError, xrpcGet, type Fetch } from '../atproto/host.ts'
 
 
 export interface HeldRecords {

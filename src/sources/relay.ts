@@ -1,5 +1,5 @@
 import WebSocket from 'ws'
-import type { Logger } from '../log.ts'
+import type { Logger } from '../lib/log.ts'
 
 export interface RelayOptions {
   /** ws:// or wss:// base URL of the relay. */

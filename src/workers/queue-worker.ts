@@ -1,5 +1,5 @@
-import type { Logger } from '../log.ts'
-import { TransientError } from './subject.ts'
+import type { Logger } from '../lib/log.ts'
+import { TransientError } from '../atproto/host.ts'
 
 /** A failed task's error as a retryable one; anything unexpected counts as an internal error. */
 export const asTransient = (err: unknown): TransientError =>

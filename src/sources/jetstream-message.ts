@@ -3,7 +3,7 @@
  * over the `xrpc.v1.json` subprotocol), read into one shape. Nothing in them is signed: a commit
  * event is only a claim of what changed, to be proven from the repo's host (record-proof.ts).
  */
-import { FrameError as JetstreamMessageError } from './frame.ts'
+import { FrameError as JetstreamMessageError } from './firehose-frame.ts'
 
 export type JetstreamVersion = 'v1' | 'v2'
 

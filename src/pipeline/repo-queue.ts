@@ -7,7 +7,7 @@
  * (events, bytes, or time parked) its queue is handed to `onOverflow`, which marks the repo
  * desynchronized and has it resynced from its PDS; nothing is dropped silently.
  */
-import { TransientError } from '../transient.ts'
+import { TransientError } from '../lib/transient.ts'
 
 export interface QueuedJob {
   /** Approximate memory held (the frame's size). */

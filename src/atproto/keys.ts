@@ -1,6 +1,6 @@
 import type { IdResolver } from '@atproto/identity'
-import { Lru } from '../lru.ts'
-import { TransientError } from '../transient.ts'
+import { Lru } from '../lib/lru.ts'
+import { TransientError } from '../lib/transient.ts'
 import { parsePublicKey, type PublicKey } from './signature.ts'
 
 /** Only these DID methods can own a repo: a did:key repo would certify itself. */

@@ -1,7 +1,7 @@
 import { IdResolver, parseToAtprotoDocument, type CacheResult, type DidCache, type DidDocument } from '@atproto/identity'
 import { safeFetchWrap } from '@atproto-labs/fetch-node'
-import { Lru } from './lru.ts'
-import { TransientError } from './transient.ts'
+import { Lru } from '../lib/lru.ts'
+import { TransientError } from '../lib/transient.ts'
 
 export interface SigningKeys {
   /** The repo's current `#atproto` signing key as a did:key; `refresh` bypasses any cache. */

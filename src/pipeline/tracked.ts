@@ -7,7 +7,7 @@
  */
 import type { Pool } from '../db/pool.ts'
 import { readRepoState, repoStateDidsAfter, type RepoState } from '../db/backfill.ts'
-import { Lru } from '../lru.ts'
+import { Lru } from '../lib/lru.ts'
 
 /** A tracked repo's position in memory; `unsigned` is a commit whose signature is still to check. */
 export interface HeldRepo {

@@ -1,11 +1,11 @@
 import type { IdResolver } from '@atproto/identity'
 import type { Lexicons } from '@atproto/lexicon'
 import type { Config } from '../config.ts'
-import type { Logger } from '../log.ts'
+import type { Logger } from '../lib/log.ts'
 import type { Pool } from '../db/pool.ts'
-import { createProofFetch } from '../identity.ts'
+import { createProofFetch } from '../atproto/identity.ts'
 import { Backfiller, type BackfillOptions } from './backfill.ts'
-import { SubjectVerifier } from './verifier.ts'
+import { SubjectVerifier } from './subject-verifier.ts'
 
 export interface WorkerDeps {
   pool: Pool

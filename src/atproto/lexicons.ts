@@ -3,7 +3,10 @@ import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { Lexicons, type LexiconDoc } from '@atproto/lexicon'
 
-const LEXICON_DIR = fileURLToPath(new URL('../lexicons', import.meta.url))
+/** Our own subscription's NSID (served on upgrade by push/subscription.ts). */
+export const SUBSCRIBE_INVITES = 'pub.chive.collabIndexer.subscribeInvites'
+
+const LEXICON_DIR = fileURLToPath(new URL('../../lexicons', import.meta.url))
 
 const jsonFiles = (dir: string): string[] =>
   readdirSync(dir, { withFileTypes: true }).flatMap((e) => {

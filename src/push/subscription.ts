@@ -5,19 +5,22 @@ import type { Lexicons } from '@atproto/lexicon'
 import { AtUri } from '@atproto/syntax'
 import { ErrorFrame, MessageFrame } from '@atproto/xrpc-server'
 import { WebSocket, WebSocketServer, type RawData } from 'ws'
-import type { Logger } from '../log.ts'
+import type { Logger } from '../lib/log.ts'
 import type { Pool } from '../db/pool.ts'
 import { changesAfter, feedBounds, type InviteChange } from '../db/changes.ts'
 import type { InviteRow } from '../db/queries.ts'
-import type { ServiceAuth } from './auth.ts'
-import { XrpcError, invalidRequest, isDatabaseUnavailable } from './errors.ts'
+import type { ServiceAuth } from '../api/auth.ts'
+import type { SubscriptionStats } from '../api/context.ts'
+import { XrpcError, invalidRequest, isDatabaseUnavailable } from '../api/errors.ts'
 import { changeFrame, type Fanout, type FeedListener } from './fanout.ts'
-import { assertParams, defined } from './params.ts'
-import { Lru } from '../lru.ts'
+import { assertParams, defined } from '../api/params.ts'
+import { Lru } from '../lib/lru.ts'
 import proxyAddr from '@fastify/proxy-addr'
 import type { TrustProxy } from '../config.ts'
+import { SUBSCRIBE_INVITES } from '../atproto/lexicons.ts'
 
-export const SUBSCRIBE_INVITES = 'pub.chive.collabIndexer.subscribeInvites'
+export { SUBSCRIBE_INVITES }
+
 const PATH = `/xrpc/${SUBSCRIBE_INVITES}`
 
 /** The subprotocol a browser offers beside its token (`new WebSocket(url, ['bearer', token])`); the one we select. */
@@ -48,12 +51,6 @@ export interface SubscriptionDeps {
   log: Logger
 }
 
-export interface SubscriptionStats {
-  connections: number
-  slowConsumersCut: number
-  expired: number
-  refused: number
-}
 
 const REPLAY_PAGE = 500
 const REFRESH_TYPE = `${SUBSCRIBE_INVITES}#refresh`

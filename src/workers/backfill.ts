@@ -1,7 +1,7 @@
 import type { IdResolver } from '@atproto/identity'
-import { resolvePds, signingKeys } from '../identity.ts'
+import { resolvePds, signingKeys } from '../atproto/identity.ts'
 import type { Lexicons } from '@atproto/lexicon'
-import type { Logger } from '../log.ts'
+import type { Logger } from '../lib/log.ts'
 import type { Pool } from '../db/pool.ts'
 import {
   activeRuns,
@@ -19,13 +19,13 @@ import {
   type RepoJob,
 } from '../db/backfill.ts'
 import { applyEffects } from '../db/store.ts'
-import type { SigningKeys } from '../identity.ts'
+import type { SigningKeys } from '../atproto/identity.ts'
 import { discoverPage } from './discovery.ts'
-import { KeyedLimiter, KeyedRateLimiter } from './limits.ts'
-import { snapshotRepo } from './repo-sync.ts'
+import { KeyedLimiter, KeyedRateLimiter } from '../lib/limits.ts'
+import { snapshotRepo } from './snapshot.ts'
 import { QueueWorker, asTransient, retryDelay } from './queue-worker.ts'
-import type { Fetch } from './subject.ts'
-import { bump } from './counts.ts'
+import type { Fetch } from '../atproto/host.ts'
+import { bump } from '../lib/counts.ts'
 
 export interface BackfillOptions {
   pool: Pool
