@@ -156,7 +156,7 @@ describe('per-repo queues', () => {
 
 describe('the tracked-repo filter', () => {
   it('has no false negatives and few false positives', async () => {
-    const { BloomFilter } = await import('../src/pipeline/tracked.ts')
+    const { BloomFilter } = await import('../src/lib/bloom.ts')
     const filter = new BloomFilter(256 * 1024)
     const did = (i: number, tag: string) => `did:plc:${tag}${i.toString(36).padStart(20, 'x')}`
     for (let i = 0; i < 20_000; i++) filter.add(did(i, 'in'))

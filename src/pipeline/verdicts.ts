@@ -25,6 +25,7 @@ import { CHIVE_PREFIX, OUR_COLLECTIONS, type Collection, type Effect } from '../
 import { ChainError, invertOps, openCommit, proveOps } from '../atproto/chain.ts'
 import type { AccountEvent, CommitEvent, IdentityEvent, RepoOp, SyncEvent } from '../sources/firehose-frame.ts'
 import { isRepoDid, type RepoKeys } from '../atproto/keys.ts'
+import { revInFuture } from '../atproto/rev.ts'
 import { recordEffect } from './record.ts'
 import { verifyAtcuteCommitSignature, type PublicKey } from '../atproto/signature.ts'
 import type { HeldRepo, TrackedRepos } from './tracked.ts'
@@ -104,14 +105,6 @@ const collectionOf = (path: string): string => {
   return slash === -1 ? path : path.slice(0, slash)
 }
 
-const TID_CHARS = '234567abcdefghijklmnopqrstuvwxyz'
-/** The microsecond timestamp of a TID rev. */
-const revMicros = (rev: string): number => {
-  let v = 0n
-  for (const c of rev) v = (v << 5n) | BigInt(TID_CHARS.indexOf(c))
-  return Number(v >> 10n)
-}
-const MAX_FUTURE_MS = 5 * 60 * 1000
 
 /** Statuses that say the host's stream is incomplete, not that the account is gone. */
 const RESYNC_STATUSES: ReadonlySet<string> = new Set(['desynchronized', 'throttled'])
@@ -195,7 +188,7 @@ export class RepoEvents {
       for (const op of chive) this.reject(evt, op, reason, detail, out)
     }
     if (!isRepoDid(evt.repo)) return verdict('unsupported-did', `${evt.repo}: repos are did:plc or did:web`)
-    if (revMicros(evt.rev) / 1000 > Date.now() + MAX_FUTURE_MS) return verdict('future-rev', `rev ${evt.rev} is more than 5 minutes ahead`)
+    if (revInFuture(evt.rev)) return verdict('future-rev', `rev ${evt.rev} is more than 5 minutes ahead`)
     const held = await this.opts.tracked.get(evt.repo)
     if (!held && chive.length === 0) return
     // A replay, or a commit older than a snapshot we synced: its ops are already accounted for.
@@ -367,7 +360,7 @@ export class RepoEvents {
   private async jetstreamCommit(evt: JetstreamCommitEvent, out: Effect[]): Promise<void> {
     if (!evt.collection.startsWith(CHIVE_PREFIX)) return
     if (!isRepoDid(evt.did)) return this.rejectClaim(evt, 'unsupported-did', `${evt.did}: repos are did:plc or did:web`, out)
-    if (revMicros(evt.rev) / 1000 > Date.now() + MAX_FUTURE_MS) return this.rejectClaim(evt, 'future-rev', `rev ${evt.rev} is more than 5 minutes ahead`, out)
+    if (revInFuture(evt.rev)) return this.rejectClaim(evt, 'future-rev', `rev ${evt.rev} is more than 5 minutes ahead`, out)
     // The claimed record must be the claimed CID's content: an instance that rewrote one and
     // not the other is caught without asking the host.
     if (evt.cid !== null && evt.record !== undefined && (await contentCid(evt.record)) !== evt.cid) {
