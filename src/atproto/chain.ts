@@ -12,8 +12,20 @@ import { hash } from 'node:crypto'
 import * as CBOR from '@atcute/cbor'
 import { fromUint8Array } from '@atcute/car'
 import { MSTNode, MissingBlockError, NodeStore, NodeWrangler, findRpathAndBuildProof, type BlockMap, type BlockStore } from '@atcute/mst'
-import type { CommitEvent, RepoOp } from '../sources/firehose-frame.ts'
+import type { Cid } from '@atproto/lex-data'
 import { Lru } from '../lib/lru.ts'
+
+/** One op of a commit event, as sync 1.1 states it. */
+export interface RepoOp {
+  action: 'create' | 'update' | 'delete'
+  path: string
+  /** Decoded only for Chive records (`pub.chive.*`), the only ones whose record is ever read. */
+  cid: Cid | null
+  /** The op's CID as sent (any collection), for the chain's inversion; null for deletes. */
+  link: CBOR.CidLinkWrapper | null
+  /** The record's CID before this op (sync 1.1), for updates and deletes. */
+  prev: CBOR.CidLinkWrapper | null
+}
 
 /** Why an event cannot be trusted as sent: a verdict on the event, never a network condition. */
 export class ChainError extends Error {
@@ -227,7 +239,7 @@ const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !
  * is a v3 commit of the event's repo at the event's rev. The signature is not checked here (see
  * the indexer: it may be deferred for commits that touch no Chive record).
  */
-export const openCommit = (evt: CommitEvent): OpenedCommit => {
+export const openCommit = (evt: { repo: string; rev: string; commitLink: CBOR.CidLinkWrapper; blocks: Uint8Array }): OpenedCommit => {
   const opened = openCar(evt.blocks, evt.repo, evt.commitLink.bytes)
   if (opened.rev !== evt.rev) throw new ChainError('wrong-rev', `commit rev ${opened.rev} is not event rev ${evt.rev}`)
   return opened

@@ -13,7 +13,7 @@ import type { Pool } from '../db/pool.ts'
 import { countTrackedRepos, dueForReconcile, liveRecordsOf, markReconciled } from '../db/reconcile.ts'
 import { ACCEPTANCE_NSID, INVITE_NSID } from '../db/effects.ts'
 import type { RecordProofs } from '../atproto/record-proof.ts'
-import type { JetstreamCommitEvent } from './verdicts.ts'
+import type { JetstreamCommitEvent } from '../sources/events.ts'
 
 export interface ReconcileStatus {
   reposCompared: number

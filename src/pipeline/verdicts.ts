@@ -23,7 +23,7 @@ import { jsonToLex, type JsonValue } from '@atproto/lex-json'
 import type { Logger } from '../lib/log.ts'
 import { CHIVE_PREFIX, OUR_COLLECTIONS, type Collection, type Effect } from '../db/effects.ts'
 import { ChainError, invertOps, openCommit, proveOps } from '../atproto/chain.ts'
-import type { AccountEvent, CommitEvent, IdentityEvent, RepoOp, SyncEvent } from '../sources/firehose-frame.ts'
+import type { AccountEvent, CommitEvent, IdentityEvent, JetstreamAccountEvent, JetstreamCommitEvent, JetstreamSyncEvent, RepoEvent, RepoOp, SyncEvent } from '../sources/events.ts'
 import { isRepoDid, type RepoKeys } from '../atproto/keys.ts'
 import { revInFuture } from '../atproto/rev.ts'
 import { recordEffect } from './record.ts'
@@ -32,48 +32,6 @@ import type { HeldRepo, TrackedRepos } from './tracked.ts'
 import { bump } from '../lib/counts.ts'
 import { TransientError } from '../lib/transient.ts'
 import type { RecordProof, RecordProofs } from '../atproto/record-proof.ts'
-import type { JetCommit } from '../sources/jetstream-message.ts'
-
-/** A deferred signature check of a tracked repo's latest commit. */
-export interface SignatureCheck {
-  type: 'signature-check'
-}
-
-/** A Jetstream commit event: a claim of one op, proven from the repo's host before it counts. */
-export interface JetstreamCommitEvent extends Omit<JetCommit, 'type' | 'timeUs'> {
-  type: 'jetstream-commit'
-  /** The event's stream position (its time_us, never below an earlier one's). */
-  seq: number
-  /** Not from the stream: a record the host lists differently from what the index holds. */
-  reconcile?: boolean
-}
-
-/** A Jetstream account event of a repo we track: applied as its host states it. */
-export interface JetstreamAccountEvent {
-  type: 'jetstream-account'
-  seq: number
-  did: string
-  active: boolean
-  status: string | undefined
-}
-
-/** Jetstream v2's `#sync`: the repo was reset; a repo we hold records of is resynced. */
-export interface JetstreamSyncEvent {
-  type: 'jetstream-sync'
-  seq: number
-  did: string
-  rev: string
-}
-
-export type RepoEvent =
-  | CommitEvent
-  | SyncEvent
-  | IdentityEvent
-  | AccountEvent
-  | SignatureCheck
-  | JetstreamCommitEvent
-  | JetstreamAccountEvent
-  | JetstreamSyncEvent
 
 export interface RepoEventCounts {
   staleIgnored: number

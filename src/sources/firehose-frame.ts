@@ -1,55 +1,9 @@
 import { BytesWrapper, CidLinkWrapper, decodeFirst } from '@atcute/cbor'
 import { decodeCid, type Cid } from '@atproto/lex-data'
 import { CHIVE_PREFIX } from '../db/effects.ts'
+import type { AccountEvent, CommitEvent, IdentityEvent, RepoOp, SyncEvent } from './events.ts'
 
-export interface RepoOp {
-  action: 'create' | 'update' | 'delete'
-  path: string
-  /** Decoded only for Chive records (`pub.chive.*`), the only ones whose record is ever read. */
-  cid: Cid | null
-  /** The op's CID as sent (any collection), for the chain's inversion; null for deletes. */
-  link: CidLinkWrapper | null
-  /** The record's CID before this op (sync 1.1), for updates and deletes. */
-  prev: CidLinkWrapper | null
-}
-
-export interface CommitEvent {
-  type: 'commit'
-  seq: number
-  repo: string
-  rev: string
-  since: string | null
-  /** The MST root before this commit (sync 1.1); null from older PDS software. */
-  prevData: string | null
-  commit: Cid
-  /** The commit CID as sent, undecoded. */
-  commitLink: CidLinkWrapper
-  blocks: Uint8Array
-  ops: RepoOp[]
-  time: string
-}
-
-export interface SyncEvent {
-  type: 'sync'
-  seq: number
-  did: string
-  rev: string
-  blocks: Uint8Array
-}
-
-export interface IdentityEvent {
-  type: 'identity'
-  seq: number
-  did: string
-}
-
-export interface AccountEvent {
-  type: 'account'
-  seq: number
-  did: string
-  active: boolean
-  status: string | undefined
-}
+export type { AccountEvent, CommitEvent, IdentityEvent, RepoOp, SyncEvent }
 
 /** `#info` messages, e.g. OutdatedCursor. */
 export interface InfoEvent {

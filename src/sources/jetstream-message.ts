@@ -4,22 +4,14 @@
  * event is only a claim of what changed, to be proven from the repo's host (record-proof.ts).
  */
 import { FrameError as JetstreamMessageError } from './firehose-frame.ts'
+import type { JetstreamClaim } from './events.ts'
 
 export type JetstreamVersion = 'v1' | 'v2'
 
-export interface JetCommit {
+export interface JetCommit extends JetstreamClaim {
   type: 'commit'
   /** Microseconds since the epoch, Jetstream's cursor (comparable across its instances). */
   timeUs: number
-  did: string
-  rev: string
-  operation: 'create' | 'update' | 'delete'
-  collection: string
-  rkey: string
-  /** The record's CID as the event claims it; null for deletes. */
-  cid: string | null
-  /** The record as the event claims it (ATProto JSON), undefined for deletes or when absent. */
-  record: unknown
 }
 
 export interface JetIdentity {
