@@ -27,6 +27,7 @@ import type { RepoEvent } from '../sources/events.ts'
 import { RepoKeys } from '../atproto/keys.ts'
 import { TrackedRepos } from './tracked.ts'
 import { TransientError } from '../lib/transient.ts'
+import { MAX_FUTURE_MS } from '../atproto/rev.ts'
 import { JetstreamSubscription } from '../sources/jetstream.ts'
 import { decodeJetstreamMessage, JetstreamMessageError, type JetstreamMessage } from '../sources/jetstream-message.ts'
 import { RecordProofs, type ProofCounts } from '../atproto/record-proof.ts'
@@ -298,33 +299,45 @@ export class Indexer {
     this.stopping = false
     this.queues.reset()
     this.unsigned.clear()
-    const stored = await readCursor(this.opts.pool, this.opts.relayUrl)
+    const jet = this.opts.jetstream
+    let stored = await readCursor(this.opts.pool, this.opts.relayUrl)
+    let forgotten: string | null = null
+    if (jet && stored !== null && stored > (Date.now() + MAX_FUTURE_MS) * 1000) {
+      // Written by a version that trusted a time_us from the future: resuming it would skip
+      // everything until then. Forgotten, and covered as a gap.
+      forgotten = `gap: the stored Jetstream cursor ${stored} lies in the future`
+      this.problem('FutureCursor', forgotten)
+      stored = null
+    }
     await this.tracked.load()
     if (stored === null && this.opts.backfillOnGap) {
-      const known = await knownRelays(this.opts.pool)
+      const known = forgotten === null ? await knownRelays(this.opts.pool) : []
       // No cursor but records held (a live tail stopped before its first event, a cursor row
       // removed): what happened since they were indexed is unknown, so it is a gap like any other.
       const reason =
-        known.length > 0
+        forgotten ??
+        (known.length > 0
           ? `relay changed from ${known.join(', ')}`
           : (await holdsRecords(this.opts.pool))
             ? 'gap: no cursor stored but the index holds records'
-            : 'first start: nothing indexed yet'
+            : 'first start: nothing indexed yet')
       if ((await requestFullBackfill(this.opts.pool, reason)) !== null) {
         this.opts.log.info({ reason }, 'full backfill requested')
         this.opts.onBackfillRequested?.()
       }
     }
-    this.lastSeq = stored ?? this.opts.startCursor ?? null
+    // A Jetstream live tail starts at this moment, not at whichever connection opens first: a
+    // reconnect before the first event (v2 refused, an instance restarting) resumes from here, and
+    // so does a restart (the checkpoint commits it). A relay's seq has no such time to pin.
+    this.lastSeq = stored ?? this.opts.startCursor ?? (jet ? Date.now() * 1000 : null)
     this.checkpoint.reset(stored, this.lastSeq)
-    const jet = this.opts.jetstream
     this.relay = jet
       ? new JetstreamSubscription({
           urls: jet.urls,
           getCursor: () => this.lastSeq,
           onCursorTooOld: (reason) => {
-            // Live from here; what the instances no longer hold comes from a full backfill.
-            this.lastSeq = null
+            // Live from now (pinned, as at start); what the instances no longer hold comes from a full backfill.
+            this.lastSeq = Date.now() * 1000
             this.problem('CursorTooOld', reason)
             this.gap(`Jetstream cannot resume our cursor: ${reason}`)
           },

@@ -5,6 +5,7 @@
  */
 import { FrameError as JetstreamMessageError } from './firehose-frame.ts'
 import type { JetstreamClaim } from './events.ts'
+import { MAX_FUTURE_MS } from '../atproto/rev.ts'
 
 export type JetstreamVersion = 'v1' | 'v2'
 
@@ -74,6 +75,12 @@ const isoToMicros = (iso: string): number | undefined => {
 
 const micros = (v: unknown): number | undefined => (typeof v === 'number' && Number.isSafeInteger(v) && v > 0 ? v : undefined)
 
+const notAhead = (timeUs: number, nowMs: number): void => {
+  if (timeUs > (nowMs + MAX_FUTURE_MS) * 1000) {
+    throw new JetstreamMessageError('future-time', `time_us ${timeUs} is more than ${MAX_FUTURE_MS / 60_000} minutes ahead of this clock`)
+  }
+}
+
 const readCommit = (did: string, timeUs: number, c: Obj): JetCommit => {
   const { rev, operation, collection, rkey, cid } = c
   if (!str(rev) || !str(collection) || !str(rkey) || typeof operation !== 'string' || !OPERATIONS.has(operation)) {
@@ -106,9 +113,10 @@ const checkDid = (did: unknown, timeUs: number | undefined): string => {
 }
 
 /** A v1 event: `{did, time_us, kind, commit | identity | account}`. */
-const readV1 = (m: Obj): JetstreamMessage => {
+const readV1 = (m: Obj, nowMs: number): JetstreamMessage => {
   const timeUs = micros(m.time_us)
   if (timeUs === undefined) throw new JetstreamMessageError('bad-time', 'event without time_us')
+  notAhead(timeUs, nowMs)
   switch (m.kind) {
     case 'commit':
       if (!isObj(m.commit)) throw new JetstreamMessageError('bad-commit', 'commit event without commit', timeUs)
@@ -124,7 +132,7 @@ const readV1 = (m: Obj): JetstreamMessage => {
 }
 
 /** A v2 frame: `{$type: 'message', payload: {$type: '...#commit', ...}}` or `{$type: 'error', ...}`. */
-const readV2 = (m: Obj): JetstreamMessage => {
+const readV2 = (m: Obj, nowMs: number): JetstreamMessage => {
   if (m.$type === 'error') {
     return { type: 'problem', name: str(m.error) ? m.error : 'Error', message: typeof m.message === 'string' ? m.message : undefined, fatal: true }
   }
@@ -136,6 +144,7 @@ const readV2 = (m: Obj): JetstreamMessage => {
   }
   const timeUs = micros(p.time_us) ?? (typeof p.time === 'string' ? isoToMicros(p.time) : undefined)
   if (timeUs === undefined) throw new JetstreamMessageError('bad-time', `#${kind || 'message'} without time_us or time`)
+  notAhead(timeUs, nowMs)
   switch (kind) {
     case 'commit':
       return readCommit(checkDid(p.did, timeUs), timeUs, p)
@@ -152,5 +161,11 @@ const readV2 = (m: Obj): JetstreamMessage => {
   }
 }
 
-export const decodeJetstreamMessage = (text: string, version: JetstreamVersion): JetstreamMessage =>
-  version === 'v1' ? readV1(parse(text)) : readV2(parse(text))
+/**
+ * One message, read. A `time_us` more than MAX_FUTURE_MS ahead of `nowMs` is malformed: it is the
+ * stream position, and one from the future, committed, would make every reconnect and restart ask
+ * for events nobody has written yet (a silent gap). Such a message carries no position, so it
+ * moves nothing, whatever else is wrong with it.
+ */
+export const decodeJetstreamMessage = (text: string, version: JetstreamVersion, nowMs = Date.now()): JetstreamMessage =>
+  version === 'v1' ? readV1(parse(text), nowMs) : readV2(parse(text), nowMs)

@@ -134,6 +134,8 @@ export interface JetstreamStandIn {
   stall(on: boolean): void
   /** Closes every subscriber connection abruptly (no close frame: the client sees 1006). */
   disconnectAll(): void
+  /** While on: every subscription attempt is answered 503 (an instance restarting); the buffer keeps filling. */
+  refuse(on: boolean): void
   /**
    * Drops buffered events with `time_us < beforeUs` (retention running out): v1 cursors before
    * it start at the oldest retained event, v2 cursors before it get `CursorTooOld`.
@@ -481,6 +483,7 @@ export const startJetstreamStandIn = async (opts: JetstreamStandInOptions): Prom
     )
   }
 
+  let refusing = false
   const wss = new WebSocketServer({
     noServer: true,
     // v2 answers in the subprotocol it was asked for; v1 has none.
@@ -497,6 +500,7 @@ export const startJetstreamStandIn = async (opts: JetstreamStandInOptions): Prom
     const url = new URL(req.url ?? '/', 'http://x')
     const endpoint = url.pathname === V1_PATH ? 'v1' : url.pathname === V2_PATH && opts.v2 === true ? 'v2' : undefined
     if (!endpoint || closed) return refuse(socket, 404, 'Not Found', { error: 'NotFound', message: `no stream at ${url.pathname}` })
+    if (refusing) return refuse(socket, 503, 'Service Unavailable', { error: 'Unavailable', message: 'the instance is restarting' })
     queries.push(url.searchParams)
     let sub: Pick<Subscriber, 'accepts' | 'lastSeq'>
     try {
@@ -560,6 +564,9 @@ export const startJetstreamStandIn = async (opts: JetstreamStandInOptions): Prom
     },
     disconnectAll() {
       for (const sub of subscribers) sub.ws.terminate()
+    },
+    refuse(on) {
+      refusing = on
     },
     forget(beforeUs) {
       forgetBefore(beforeUs)
