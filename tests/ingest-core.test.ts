@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import fc from 'fast-check'
-import { LowWaterMark, type Mark } from '../src/pipeline/checkpoint.ts'
+import { LowWaterMark, type Mark } from '../src/pipeline/low-water-mark.ts'
 import { RepoQueues } from '../src/pipeline/repo-queue.ts'
 import { TransientError } from '../src/lib/transient.ts'
 
