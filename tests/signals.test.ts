@@ -1,6 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import pg from 'pg'
-import { createUser, freshSchema, testConfig, waitFor, type User } from './support/harness.ts'
+import { createUser, freshSchema, pdsUrl, testConfig, waitFor, type User } from './support/harness.ts'
+import { markSeq } from './support/replay-relay.ts'
+import { normaliseRelayUrl } from '../src/config.ts'
 import { embeddedServiceEnv, processGroup, spawnNpmStart } from './support/service-process.ts'
 
 // Systemd, supervisors and `kill <pid>` signal the process they started, which for `npm start`
@@ -53,7 +55,9 @@ describe('SIGTERM to the npm process of `npm start`', () => {
       DATABASE_SCHEMA: config.databaseSchema,
       RELAY_URL: config.relayUrl,
       PLC_URL: config.plcUrl,
-      START_CURSOR: '0',
+      // From just before now: a replay of the whole shared PDS (every other test file's repos,
+      // some made unresolvable on purpose) could hold the low-water mark back for its own reasons.
+      START_CURSOR: String((await markSeq(normaliseRelayUrl(pdsUrl()), alice)) - 1),
       BACKFILL_ON_GAP: 'false',
       ADMIN_PASSWORD: undefined,
       MODERATOR_DIDS: undefined,
