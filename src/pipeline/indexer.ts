@@ -1,13 +1,13 @@
 /**
  * The ingester: reading and filtering on the reading path, per-repo processing, checkpointing.
  *
- *   relay.ts ─frames─> indexer (decode, filter) ─per repo─> repo-queue.ts ─> repo-events.ts
- *                                                                       └─effects─> checkpoint.ts ─> Postgres
+ *   sources (relay.ts socket, firehose.ts | jetstream-message.ts readers) ─one message union─>
+ *   router.ts ─per repo─> repo-queue.ts ─> verdicts ─effects─> checkpoint.ts ─one tx─> Postgres
  *
- * Where the invariants live: per-repo order in repo-queue.ts, the low-water-mark cursor in
- * checkpoint.ts, what counts as a verdict in repo-events.ts. This file only routes: a frame of a
- * repo that is not tracked and touches no Chive record is done as soon as it is decoded (the vast
- * majority); everything else goes to its repo's queue.
+ * This file wires the stages and runs the reading loop (slices of frames, back-pressure, commit
+ * checks); each invariant is kept by the stage that names it: the routing rule in router.ts,
+ * per-repo order in repo-queue.ts, what counts as a verdict in the verdicts, the cursor in
+ * low-water-mark.ts.
  */
 import type { IdResolver } from '@atproto/identity'
 import type { Lexicons } from '@atproto/lexicon'
@@ -15,26 +15,27 @@ import type { Logger } from '../lib/log.ts'
 import type { Pool } from '../db/pool.ts'
 import { knownRelays, readCursor } from '../db/stream-cursor.ts'
 import { holdsRecords, latestRecordRev, requestFullBackfill } from '../db/backfill.ts'
-import { CHIVE_PREFIX, type Effect } from '../db/effects.ts'
-import { decodeFrame, FrameError, type FirehoseEvent } from '../sources/firehose-frame.ts'
+import type { Effect } from '../db/effects.ts'
+import { readFirehoseFrame } from '../sources/firehose.ts'
 import { RelaySubscription } from '../sources/relay.ts'
 import type { VerifierStatus } from '../db/verification.ts'
 import { bump } from '../lib/counts.ts'
 import { Checkpoint } from './checkpoint.ts'
-import type { Mark } from './low-water-mark.ts'
-import { RepoQueues, type QueuedJob } from './repo-queue.ts'
+import { initialStatus, type IndexerStatus } from './status.ts'
+
+export type { IndexerStatus, StreamProblem } from './status.ts'
+import { RepoQueues } from './repo-queue.ts'
+import { Router, type Job } from './router.ts'
 import { RepoEvents } from './verdicts.ts'
-import type { RepoEvent } from '../sources/events.ts'
 import { RepoKeys } from '../atproto/keys.ts'
 import { TrackedRepos } from './tracked.ts'
 import { TransientError } from '../lib/transient.ts'
 import { MAX_FUTURE_MS } from '../atproto/rev.ts'
 import { JetstreamSubscription } from '../sources/jetstream.ts'
-import { decodeJetstreamMessage, JetstreamMessageError, type JetstreamMessage } from '../sources/jetstream-message.ts'
-import { RecordProofs, type ProofCounts } from '../atproto/record-proof.ts'
+import { readJetstreamFrame } from '../sources/jetstream-message.ts'
+import { RecordProofs } from '../atproto/record-proof.ts'
 import type { Fetch } from '../atproto/host.ts'
-import { Reconciler, type ReconcileStatus } from './reconcile.ts'
-import type { IdentityEvent } from '../sources/firehose-frame.ts'
+import { Reconciler } from './reconcile.ts'
 
 export interface IngestLimits {
   /** Repos processed at once. */
@@ -102,59 +103,6 @@ export interface JetstreamSource {
   fetch: Fetch
 }
 
-/** A stream condition worth an operator's attention (OutdatedCursor, FutureCursor, ...). */
-export interface StreamProblem {
-  name: string
-  message: string | undefined
-  at: string
-  count: number
-}
-
-export interface IndexerStatus {
-  /** Where events come from: a relay's firehose, or Jetstream with a proof of every record. */
-  mode: 'firehose' | 'jetstream'
-  relay: string
-  /** The instance of the current (or last) connection, and its protocol (Jetstream mode). */
-  sourceUrl: string | null
-  jetstreamVersion: string | null
-  /** Bytes received from the source, in all and per second over the last ten seconds. */
-  bytesReceived: number
-  bytesPerSecond: number
-  /** Jetstream mode: record proofs being fetched, and how the settled ones came out. */
-  proofs: ProofCounts | null
-  /** Jetstream mode: tracked repos compared with their hosts, records that differed. */
-  reconcile: ReconcileStatus | null
-  connected: boolean
-  reconnects: number
-  stalls: number
-  lastDisconnectReason: string | null
-  nextRetryInMs: number | null
-  lastSeq: number | null
-  lastEventTime: string | null
-  framesReceived: number
-  eventsIndexed: number
-  staleIgnored: number
-  resyncsRequested: number
-  malformed: Record<string, number>
-  rejected: Record<string, number>
-  problems: Record<string, StreamProblem>
-  /** Transient failures that parked a repo, by reason; and repos parked now. */
-  retries: Record<string, number>
-  parkedRepos: number
-  /** Events waiting in repo queues, and their bytes. */
-  queuedEvents: number
-  queuedBytes: number
-  /** Commits whose signature check was deferred to their repo's latest (sync 1.1 chain). */
-  deferredSignatures: number
-  startedAt: string
-  verification: VerifierStatus | null
-}
-
-interface Job extends QueuedJob {
-  event: RepoEvent
-  mark: Mark | null
-}
-
 const immediate = () => new Promise<void>((r) => setImmediate(r))
 
 /**
@@ -176,6 +124,7 @@ export class Indexer {
   private readonly events: RepoEvents
   private readonly checkpoint: Checkpoint
   private readonly queues: RepoQueues<Job>
+  private readonly router: Router
   private relay: RelaySubscription | JetstreamSubscription | null = null
   private readonly proofs: RecordProofs | null
   private readonly reconciler: Reconciler | null
@@ -192,37 +141,7 @@ export class Indexer {
   constructor(opts: IndexerOptions) {
     this.opts = { cursorIntervalMs: 1000, maxBatch: 500, backfillOnGap: true, relayIdleTimeoutMs: 120_000, relayMaxBackoffMs: 30_000, ...opts }
     this.limits = { ...DEFAULT_INGEST_LIMITS, ...opts.limits }
-    this.status = {
-      mode: opts.jetstream ? 'jetstream' : 'firehose',
-      relay: opts.relayUrl,
-      sourceUrl: null,
-      jetstreamVersion: null,
-      bytesReceived: 0,
-      bytesPerSecond: 0,
-      proofs: null,
-      reconcile: null,
-      connected: false,
-      reconnects: 0,
-      stalls: 0,
-      lastDisconnectReason: null,
-      nextRetryInMs: null,
-      lastSeq: null,
-      lastEventTime: null,
-      framesReceived: 0,
-      eventsIndexed: 0,
-      staleIgnored: 0,
-      resyncsRequested: 0,
-      malformed: {},
-      rejected: {},
-      problems: {},
-      retries: {},
-      parkedRepos: 0,
-      queuedEvents: 0,
-      queuedBytes: 0,
-      deferredSignatures: 0,
-      startedAt: new Date().toISOString(),
-      verification: null,
-    }
+    this.status = initialStatus(opts.jetstream ? 'jetstream' : 'firehose', opts.relayUrl)
     this.keys = new RepoKeys(this.opts.idResolver)
     this.proofs = opts.jetstream ? new RecordProofs({ idResolver: this.opts.idResolver, keys: this.keys, fetch: opts.jetstream.fetch }) : null
     this.tracked = new TrackedRepos(this.opts.pool)
@@ -292,6 +211,7 @@ export class Indexer {
         for (const job of jobs) if (job.mark) this.checkpoint.marks.close(job.mark)
       },
     })
+    this.router = new Router({ tracked: this.tracked, queues: this.queues, checkpoint: this.checkpoint, keys: this.keys, idResolver: this.opts.idResolver })
   }
 
   /** Resolves once the stored cursor is read and the subscription is opening. */
@@ -469,150 +389,37 @@ export class Indexer {
     if (job.mark) this.checkpoint.marks.close(job.mark)
   }
 
-  /** Effects that need no repo order (the repo has nothing queued), and the seq is done. */
-  private direct(seq: number, effects: Effect[]): void {
-    for (const e of effects) this.checkpoint.push(e)
-    this.checkpoint.marks.seen(seq)
-  }
-
   private intake(frame: Uint8Array): void {
-    if (this.relay instanceof JetstreamSubscription) return this.intakeJetstream(frame, this.relay)
     this.status.framesReceived++
-    let evt: FirehoseEvent
-    try {
-      evt = decodeFrame(frame)
-    } catch (err) {
-      const e = err instanceof FrameError ? err : new FrameError('bad-frame', String(err))
-      bump(this.status.malformed, e.reason)
-      this.opts.log.warn({ reason: e.reason, seq: e.seq, err: e.message }, 'malformed frame skipped')
-      if (e.seq !== undefined) this.seen(e.seq)
-      return
-    }
-    switch (evt.type) {
-      case 'error':
-      case 'info': {
-        const name = evt.type === 'error' ? evt.error : evt.name
-        this.problem(name, evt.message)
-        if (name === 'OutdatedCursor') this.gap('the relay no longer holds events since our cursor')
-        if (name === 'FutureCursor') {
+    const source = this.relay
+    const msg = source instanceof JetstreamSubscription ? readJetstreamFrame(frame, source.version, this.lastSeq) : readFirehoseFrame(frame)
+    switch (msg.type) {
+      case 'event':
+        this.lastSeq = msg.event.seq
+        if (msg.event.type === 'commit' || msg.event.type === 'jetstream-commit') this.status.lastEventTime = msg.time
+        return this.router.route(msg.event, msg.bytes)
+      case 'pass':
+        return this.pass(msg.seq)
+      case 'malformed':
+        bump(this.status.malformed, msg.reason)
+        this.opts.log.warn({ reason: msg.reason, seq: msg.seq, err: msg.message }, 'malformed frame skipped')
+        return this.pass(msg.seq)
+      case 'problem':
+        this.problem(msg.name, msg.message)
+        if (msg.name === 'OutdatedCursor') this.gap('the relay no longer holds events since our cursor')
+        if (msg.name === 'FutureCursor') {
           // The relay does not know our cursor (a reset or another relay): go live, backfill the rest.
           this.lastSeq = null
           this.gap('the relay reported our cursor in its future')
         }
-        return
-      }
-      case 'commit': {
-        this.status.lastEventTime = evt.time || null
-        this.lastSeq = evt.seq
-        // The great majority: no Chive record, no tracked repo. Nothing to verify, nothing to wait for.
-        if (!this.tracked.mayBeTracked(evt.repo) && !this.queues.has(evt.repo) && !hasChiveOp(evt.ops)) {
-          this.checkpoint.marks.seen(evt.seq)
-          return
-        }
-        this.queues.push(evt.repo, { event: evt, mark: this.checkpoint.marks.open(evt.seq), bytes: frame.length + 256 })
-        return
-      }
-      case 'identity':
-      case 'account': {
-        this.lastSeq = evt.seq
-        if (this.tracked.mayBeTracked(evt.did) || this.queues.has(evt.did)) {
-          this.queues.push(evt.did, { event: evt, mark: this.checkpoint.marks.open(evt.seq), bytes: 256 })
-          return
-        }
-        if (evt.type === 'identity') return this.untrackedIdentity(evt)
-        const out: Effect[] = []
-        if (evt.active || evt.status === undefined || (evt.status !== 'desynchronized' && evt.status !== 'throttled')) {
-          out.push({ kind: 'account', did: evt.did, active: evt.active, status: evt.status, seq: evt.seq })
-        }
-        this.direct(evt.seq, out)
-        return
-      }
-      case 'sync':
-        this.lastSeq = evt.seq
-        this.queues.push(evt.did, { event: evt, mark: this.checkpoint.marks.open(evt.seq), bytes: evt.blocks.length + 256 })
-        return
-      case 'other':
-        if (evt.seq !== undefined) this.seen(evt.seq)
+        if (msg.fatal && source instanceof JetstreamSubscription) source.reportError(msg.name, msg.message)
         return
     }
   }
 
-  /** Not a repo whose chain we follow: forget its key and document, nothing to compare. */
-  private untrackedIdentity(evt: IdentityEvent): void {
-    this.keys.forget(evt.did)
-    void this.opts.idResolver.did.cache?.clearEntry(evt.did).catch(() => {})
-    this.direct(evt.seq, [{ kind: 'identity', did: evt.did, seq: evt.seq }])
-  }
-
-  /** A Jetstream message's stream position: its time_us, never below one already read. */
-  private position(timeUs: number): number {
-    const pos = Math.max(timeUs, this.lastSeq ?? 0)
-    this.lastSeq = pos
-    return pos
-  }
-
-  private intakeJetstream(frame: Uint8Array, source: JetstreamSubscription): void {
-    this.status.framesReceived++
-    let msg: JetstreamMessage
-    try {
-      msg = decodeJetstreamMessage(Buffer.from(frame.buffer, frame.byteOffset, frame.byteLength).toString('utf8'), source.version)
-    } catch (err) {
-      const e = err instanceof JetstreamMessageError ? err : new JetstreamMessageError('bad-json', String(err))
-      bump(this.status.malformed, e.reason)
-      this.opts.log.warn({ reason: e.reason, timeUs: e.seq, err: e.message }, 'malformed Jetstream message skipped')
-      if (e.seq !== undefined) this.checkpoint.marks.seen(this.position(e.seq))
-      return
-    }
-    switch (msg.type) {
-      case 'problem':
-        this.problem(msg.name, msg.message)
-        if (msg.fatal) source.reportError(msg.name, msg.message)
-        return
-      case 'other':
-        if (msg.timeUs !== undefined) this.checkpoint.marks.seen(this.position(msg.timeUs))
-        return
-      case 'commit': {
-        const seq = this.position(msg.timeUs)
-        this.status.lastEventTime = new Date(Math.floor(msg.timeUs / 1000)).toISOString()
-        if (!msg.collection.startsWith(CHIVE_PREFIX)) {
-          this.checkpoint.marks.seen(seq)
-          return
-        }
-        const { did, rev, operation, collection, rkey, cid, record } = msg
-        const event = { type: 'jetstream-commit' as const, seq, did, rev, operation, collection, rkey, cid, record }
-        this.queues.push(did, { event, mark: this.checkpoint.marks.open(seq), bytes: frame.length + 256 })
-        return
-      }
-      case 'identity': {
-        const seq = this.position(msg.timeUs)
-        const evt: IdentityEvent = { type: 'identity', seq, did: msg.did }
-        if (this.tracked.mayBeTracked(msg.did) || this.queues.has(msg.did)) {
-          this.queues.push(msg.did, { event: evt, mark: this.checkpoint.marks.open(seq), bytes: 256 })
-          return
-        }
-        return this.untrackedIdentity(evt)
-      }
-      case 'account': {
-        const seq = this.position(msg.timeUs)
-        // Jetstream sends every account's events, unsigned: only those of repos we hold records
-        // of are applied, as their own host states them (a forged takedown hides nothing).
-        if (this.tracked.mayBeTracked(msg.did) || this.queues.has(msg.did)) {
-          const event = { type: 'jetstream-account' as const, seq, did: msg.did, active: msg.active, status: msg.status }
-          this.queues.push(msg.did, { event, mark: this.checkpoint.marks.open(seq), bytes: 256 })
-          return
-        }
-        this.checkpoint.marks.seen(seq)
-        return
-      }
-      case 'sync': {
-        const seq = this.position(msg.timeUs)
-        this.queues.push(msg.did, { event: { type: 'jetstream-sync', seq, did: msg.did, rev: msg.rev }, mark: this.checkpoint.marks.open(seq), bytes: 256 })
-        return
-      }
-    }
-  }
-
-  private seen(seq: number): void {
+  /** A position with nothing to do. */
+  private pass(seq: number | undefined): void {
+    if (seq === undefined) return
     this.lastSeq = seq
     this.checkpoint.marks.seen(seq)
   }
@@ -628,9 +435,4 @@ export class Indexer {
     this.opts.log.warn({ reason }, 'gap in the stream; full backfill requested')
     this.checkpoint.push({ kind: 'gap', reason })
   }
-}
-
-const hasChiveOp = (ops: readonly { path: string }[]): boolean => {
-  for (const op of ops) if (op.path.startsWith(CHIVE_PREFIX)) return true
-  return false
 }

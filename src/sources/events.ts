@@ -100,3 +100,18 @@ export type RepoEvent =
   | JetstreamCommitEvent
   | JetstreamAccountEvent
   | JetstreamSyncEvent
+
+/** A repo event as a source hands it on: each carries its stream position. */
+export type StreamEvent = Exclude<RepoEvent, SignatureCheck>
+
+/**
+ * What one frame of a source is, whichever the source: an event of one repo, a condition the
+ * stream reports, a position to pass, or a frame that cannot be read. `seq` is the stream
+ * position (a relay's seq, Jetstream's time_us never below an earlier one's); absent, the frame
+ * moves no position.
+ */
+export type StreamMessage =
+  | { type: 'event'; event: StreamEvent; bytes: number; time: string | null }
+  | { type: 'problem'; name: string; message: string | undefined; fatal: boolean }
+  | { type: 'pass'; seq: number | undefined }
+  | { type: 'malformed'; reason: string; message: string; seq: number | undefined }

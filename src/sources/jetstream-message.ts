@@ -4,7 +4,7 @@
  * event is only a claim of what changed, to be proven from the repo's host (record-proof.ts).
  */
 import { FrameError as JetstreamMessageError } from './firehose-frame.ts'
-import type { JetstreamClaim } from './events.ts'
+import type { JetstreamClaim, StreamMessage } from './events.ts'
 import { MAX_FUTURE_MS } from '../atproto/rev.ts'
 
 export type JetstreamVersion = 'v1' | 'v2'
@@ -169,3 +169,41 @@ const readV2 = (m: Obj, nowMs: number): JetstreamMessage => {
  */
 export const decodeJetstreamMessage = (text: string, version: JetstreamVersion, nowMs = Date.now()): JetstreamMessage =>
   version === 'v1' ? readV1(parse(text), nowMs) : readV2(parse(text), nowMs)
+
+/** Bytes a queued event is charged besides its message. */
+const OVERHEAD = 256
+
+/**
+ * One Jetstream frame in the sources' one message shape. Its position is its time_us, never below
+ * `after` (the last position read): instances stamp events a little differently, and the cursor
+ * must not move back.
+ */
+export const readJetstreamFrame = (frame: Uint8Array, version: JetstreamVersion, after: number | null, nowMs = Date.now()): StreamMessage => {
+  const at = (timeUs: number): number => Math.max(timeUs, after ?? 0)
+  let msg: JetstreamMessage
+  try {
+    msg = decodeJetstreamMessage(Buffer.from(frame.buffer, frame.byteOffset, frame.byteLength).toString('utf8'), version, nowMs)
+  } catch (err) {
+    const e = err instanceof JetstreamMessageError ? err : new JetstreamMessageError('bad-json', String(err))
+    return { type: 'malformed', reason: e.reason, message: e.message, seq: e.seq === undefined ? undefined : at(e.seq) }
+  }
+  switch (msg.type) {
+    case 'problem':
+      return { type: 'problem', name: msg.name, message: msg.message, fatal: msg.fatal }
+    case 'other':
+      return { type: 'pass', seq: msg.timeUs === undefined ? undefined : at(msg.timeUs) }
+    case 'commit': {
+      const { did, rev, operation, collection, rkey, cid, record } = msg
+      const event = { type: 'jetstream-commit' as const, seq: at(msg.timeUs), did, rev, operation, collection, rkey, cid, record }
+      return { type: 'event', event, bytes: frame.length + OVERHEAD, time: new Date(Math.floor(msg.timeUs / 1000)).toISOString() }
+    }
+    case 'identity':
+      return { type: 'event', event: { type: 'identity', seq: at(msg.timeUs), did: msg.did }, bytes: OVERHEAD, time: null }
+    case 'account': {
+      const event = { type: 'jetstream-account' as const, seq: at(msg.timeUs), did: msg.did, active: msg.active, status: msg.status }
+      return { type: 'event', event, bytes: OVERHEAD, time: null }
+    }
+    case 'sync':
+      return { type: 'event', event: { type: 'jetstream-sync', seq: at(msg.timeUs), did: msg.did, rev: msg.rev }, bytes: OVERHEAD, time: null }
+  }
+}
