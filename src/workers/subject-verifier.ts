@@ -7,7 +7,8 @@ import { claimJobs, dropJob, recordProof, recordRetry, type VerifierStatus, type
 import type { SigningKeys } from '../atproto/identity.ts'
 import { proveSubject, type Fetch } from '../atproto/host.ts'
 import { KeyedLimiter } from '../lib/limits.ts'
-import { QueueWorker, asTransient, retryDelay } from './queue-worker.ts'
+import { QueueWorker, asTransient } from './queue-worker.ts'
+import { retryDelay } from '../lib/backoff.ts'
 import { bump } from '../lib/counts.ts'
 
 export interface VerifierOptions {
@@ -89,7 +90,7 @@ export class SubjectVerifier extends QueueWorker {
       if (transient.reason === 'internal-error') log.error({ err, invite: job.inviteUri }, 'verification failed unexpectedly')
       bump(this.status.retries, transient.reason)
       try {
-        const delay = retryDelay(this.opts.backoffBaseMs, job.attempts, transient.retryAfterMs, this.opts.backoffMaxMs)
+        const delay = retryDelay(job.attempts + 1, this.opts.backoffBaseMs, this.opts.backoffMaxMs, transient.retryAfterMs)
         const next = await recordRetry(pool, job, `${transient.reason}: ${transient.message}`, delay, this.opts.maxAttempts)
         if (next === 'gave-up') this.status.gaveUp++
         log.warn(
