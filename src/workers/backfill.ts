@@ -43,17 +43,17 @@ export interface BackfillOptions {
   ratePerHost: number
   maxAttempts: number
   backoffBaseMs: number
-  backoffMaxMs?: number
-  leaseMs?: number
-  pollMs?: number
+  backoffMaxMs: number
+  leaseMs: number
+  pollMs: number
   /** Told after each repo is synced: its new chain position and how many of our records it held. */
   onRepo?: (did: string, rev: string, dataCid: string, records: number) => void
   /** Told when records were queued for subject proofs. */
   onQueued?: () => void
   /** First wait after a failed discovery page; doubles per failure in a row, with jitter. */
-  discoveryBackoffMs?: number
+  discoveryBackoffMs: number
   /** Cap of that wait. */
-  discoveryMaxBackoffMs?: number
+  discoveryMaxBackoffMs: number
 }
 
 export interface BackfillStatus {
@@ -83,16 +83,9 @@ export class Backfiller extends QueueWorker {
   private discoveryNotBefore = 0
 
   constructor(opts: BackfillOptions) {
-    super(opts.pollMs ?? 1000, opts.log)
-    // The rest comes from the configuration (see workers.ts), with its defaults.
-    this.opts = {
-      backoffMaxMs: 60 * 60 * 1000,
-      leaseMs: 5 * 60_000,
-      pollMs: 1000,
-      discoveryBackoffMs: 1000,
-      discoveryMaxBackoffMs: 5 * 60_000,
-      ...opts,
-    }
+    super(opts.pollMs, opts.log)
+    // Every value comes from the configuration (see build.ts), which states the defaults.
+    this.opts = opts
     this.keys = signingKeys(this.opts.idResolver)
     this.hosts = new KeyedLimiter(this.opts.perHost)
     this.rates = new KeyedRateLimiter(this.opts.ratePerHost)

@@ -22,10 +22,10 @@ export interface VerifierOptions {
   perHost: number
   maxAttempts: number
   backoffBaseMs: number
-  backoffMaxMs?: number
+  backoffMaxMs: number
   /** How long a claimed job is reserved before another worker may take it. */
-  leaseMs?: number
-  pollMs?: number
+  leaseMs: number
+  pollMs: number
 }
 
 
@@ -41,14 +41,9 @@ export class SubjectVerifier extends QueueWorker {
   private readonly hosts: KeyedLimiter
 
   constructor(opts: VerifierOptions) {
-    super(opts.pollMs ?? 1000, opts.log)
-    // The rest comes from the configuration (see workers.ts), with its defaults.
-    this.opts = {
-      backoffMaxMs: 60 * 60 * 1000,
-      leaseMs: 60_000,
-      pollMs: 1000,
-      ...opts,
-    }
+    super(opts.pollMs, opts.log)
+    // Every value comes from the configuration (see build.ts), which states the defaults.
+    this.opts = opts
     this.keys = signingKeys(this.opts.idResolver)
     this.hosts = new KeyedLimiter(this.opts.perHost)
   }
