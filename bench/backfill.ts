@@ -59,7 +59,11 @@ for (const perHost of [1, 2, 4, 8]) {
     ratePerHost: 10_000,
     maxAttempts: 3,
     backoffBaseMs: 1000,
+    backoffMaxMs: 60_000,
+    leaseMs: 300_000,
     pollMs: 20,
+    discoveryBackoffMs: 1000,
+    discoveryMaxBackoffMs: 60_000,
   })
   const runId = await createDidRun(pool, dids, 'bench')
   const started = performance.now()

@@ -1,7 +1,9 @@
 import { readFileSync } from 'node:fs'
+import { boolEnv, env, intEnv, moderatorDidsEnv, schemaEnv, trustProxyEnv, webhookUrlsEnv, type TrustProxy } from './config/env.ts'
+import { httpBase, isPrivateHost, looksLikeJetstream, normaliseJetstreamUrl, normaliseRelayUrl } from './config/urls.ts'
 
-/** Fastify's `trustProxy`, in the forms that do not trust every hop a client may have written. */
-export type TrustProxy = false | number | string[]
+export { parseTrustProxy, type TrustProxy } from './config/env.ts'
+export { httpBase, looksLikeJetstream, normaliseJetstreamUrl, normaliseRelayUrl } from './config/urls.ts'
 
 export interface Config {
   /** Postgres URL; undefined means: run an embedded Postgres under `dataDir`. */
@@ -34,7 +36,7 @@ export interface Config {
   relayIdleTimeoutMs: number
   /** Cap of the reconnect backoff. */
   relayMaxBackoffMs: number
-  /** Per-repo processing of the stream (see src/ingest/repo-queue.ts). */
+  /** Per-repo processing of the stream (see src/pipeline/repo-queue.ts). */
   ingest: {
     concurrency: number
     maxParkMs: number
@@ -48,6 +50,12 @@ export interface Config {
     perHost: number
     maxAttempts: number
     backoffBaseMs: number
+    /** Cap of the retry backoff (a host's Retry-After is held to it too). */
+    backoffMaxMs: number
+    /** How long a claimed job is reserved before another worker may take it. */
+    leaseMs: number
+    /** How often the queue is looked at when nothing woke the worker. */
+    pollMs: number
     timeoutMs: number
     maxBytes: number
   }
@@ -60,6 +68,15 @@ export interface Config {
     ratePerHost: number
     maxAttempts: number
     backoffBaseMs: number
+    backoffMaxMs: number
+    /** A repo sync may take long: its claim lasts longer than a proof's. */
+    leaseMs: number
+    pollMs: number
+    /** First wait after a failed discovery page; doubles per failure in a row, with jitter. */
+    discoveryBackoffMs: number
+    discoveryMaxBackoffMs: number
+    /** Whole repos: a longer timeout and a larger cap than single-record proofs. */
+    timeoutMs: number
     maxBytes: number
   }
   /** Moderator access and spam thresholds. */
@@ -119,145 +136,8 @@ export interface Config {
   version: string
 }
 
-const env = (name: string): string | undefined => {
-  const v = process.env[name]
-  return v === undefined || v.trim() === '' ? undefined : v.trim()
-}
-
-/**
- * TRUST_PROXY: a hop count, or addresses / CIDR ranges of the proxies. `true` is read as one hop:
- * trusting every hop would let any client name its own address in `X-Forwarded-For` (and so
- * escape the rate limit and the admin sign-in limit).
- */
-export const parseTrustProxy = (raw: string | undefined): TrustProxy => {
-  if (raw === undefined) return false
-  const v = raw.trim().toLowerCase()
-  if (v === '' || v === 'false' || v === '0' || v === 'no' || v === 'off') return false
-  if (v === 'true' || v === 'yes' || v === 'on') return 1
-  if (/^\d+$/.test(v)) {
-    const hops = Number(v)
-    if (hops > 100) throw new Error(`TRUST_PROXY must be a hop count up to 100, or proxy addresses: ${raw}`)
-    return hops
-  }
-  const addresses = v.split(/[\s,]+/).filter(Boolean)
-  const address = /^(\d{1,3}(\.\d{1,3}){3}|[0-9a-f:]+:[0-9a-f:.]*)(\/\d{1,3})?$|^(loopback|linklocal|uniquelocal)$/
-  for (const a of addresses) {
-    if (!address.test(a)) throw new Error(`TRUST_PROXY: not a hop count, an address or a CIDR range: ${a}`)
-  }
-  return addresses
-}
-
-const trustProxyEnv = (): TrustProxy => parseTrustProxy(env('TRUST_PROXY'))
-
-const intEnv = (name: string, fallback: number, min: number, max: number): number => {
-  const raw = env(name)
-  if (raw === undefined) return fallback
-  const n = Number(raw)
-  if (!Number.isInteger(n) || n < min || n > max) {
-    throw new Error(`${name} must be an integer between ${min} and ${max}, got "${raw}"`)
-  }
-  return n
-}
-
-const boolEnv = (name: string, fallback: boolean): boolean => {
-  const raw = env(name)
-  if (raw === undefined) return fallback
-  if (/^(1|true|yes|on)$/i.test(raw)) return true
-  if (/^(0|false|no|off)$/i.test(raw)) return false
-  throw new Error(`${name} must be true or false, got "${raw}"`)
-}
-
-/** Accepts ws://, wss://, http:// and https:// base URLs; the stream is always a WebSocket. */
-export const normaliseRelayUrl = (raw: string): string => {
-  let url: URL
-  try {
-    url = new URL(raw)
-  } catch {
-    throw new Error(`RELAY_URL is not a URL: "${raw}"`)
-  }
-  const scheme = { 'http:': 'ws:', 'https:': 'wss:', 'ws:': 'ws:', 'wss:': 'wss:' }[url.protocol]
-  if (!scheme) throw new Error(`RELAY_URL must be ws://, wss://, http:// or https://, got "${raw}"`)
-  url.protocol = scheme
-  url.search = ''
-  url.hash = ''
-  return url.toString().replace(/\/+$/, '')
-}
-
-/**
- * A Jetstream instance's base URL (ws:// or wss://), from what an operator may paste: with or
- * without `/subscribe` or the v2 method path, a query string, http(s) for ws(s).
- */
-export const normaliseJetstreamUrl = (raw: string): string => {
-  const url = new URL(normaliseRelayUrl(raw))
-  url.pathname = url.pathname.replace(/\/(subscribe|xrpc\/network\.bsky\.jetstream\.subscribeEvents)\/?$/, '')
-  return url.toString().replace(/\/+$/, '')
-}
-
-/** A RELAY_URL that is a Jetstream (by its `/subscribe` path or a `jetstreamN.` host), not a relay. */
-export const looksLikeJetstream = (raw: string): boolean => {
-  try {
-    const url = new URL(raw)
-    return /\/subscribe\/?$/.test(url.pathname) || /^jetstream\d*\./.test(url.hostname)
-  } catch {
-    return false
-  }
-}
-
 /** Where the stored cursor of this configuration's stream lives: one key for every Jetstream instance. */
 export const streamKey = (config: Pick<Config, 'relayUrl' | 'jetstream'>): string => (config.jetstream ? 'jetstream' : config.relayUrl)
-
-/** The http(s) form of a relay URL, for its XRPC queries. */
-export const httpBase = (raw: string): string => {
-  const url = new URL(normaliseRelayUrl(raw))
-  url.protocol = url.protocol === 'wss:' ? 'https:' : 'http:'
-  return url.toString().replace(/\/+$/, '')
-}
-
-const isPrivateHost = (raw: string): boolean => {
-  const host = new URL(raw).hostname
-  return (
-    host === 'localhost' ||
-    host.endsWith('.localhost') ||
-    /^127\./.test(host) ||
-    /^10\./.test(host) ||
-    /^192\.168\./.test(host) ||
-    /^172\.(1[6-9]|2\d|3[01])\./.test(host) ||
-    host === '[::1]'
-  )
-}
-
-const schemaEnv = (): string => {
-  const schema = env('DATABASE_SCHEMA') ?? 'public'
-  if (!/^[a-z_][a-z0-9_]{0,62}$/.test(schema)) throw new Error(`DATABASE_SCHEMA must be a plain lower-case identifier, got "${schema}"`)
-  return schema
-}
-
-const moderatorDidsEnv = (): string[] => {
-  const dids = (env('MODERATOR_DIDS') ?? '').split(/[\s,]+/).filter((d) => d !== '')
-  for (const did of dids) {
-    if (!/^did:(plc|web):[a-zA-Z0-9._:%-]+$/.test(did)) throw new Error(`MODERATOR_DIDS must list did:plc or did:web DIDs, got "${did}"`)
-  }
-  return dids
-}
-
-const webhookUrlsEnv = (): string[] => {
-  const urls = (env('WEBHOOK_URLS') ?? '').split(/[\s,]+/).filter((u) => u !== '')
-  for (const u of urls) {
-    let url: URL
-    try {
-      url = new URL(u)
-    } catch {
-      throw new Error(`WEBHOOK_URLS must list http(s) URLs, got "${u}"`)
-    }
-    if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Error(`WEBHOOK_URLS must list http(s) URLs, got "${u}"`)
-  }
-  const secret = env('WEBHOOK_SECRET')
-  // Unsigned deliveries would let anyone who finds the receiver's URL forge notifications.
-  if (urls.length > 0 && (secret === undefined || secret.length < 16)) {
-    throw new Error('WEBHOOK_URLS needs WEBHOOK_SECRET (at least 16 characters) to sign the deliveries')
-  }
-  return urls
-}
 
 const packageVersion = (): string => {
   const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as {
@@ -340,6 +220,9 @@ export const loadConfig = (): Config => {
       perHost: intEnv('VERIFY_PER_HOST', 4, 1, 100),
       maxAttempts: intEnv('VERIFY_MAX_ATTEMPTS', 10, 1, 1000),
       backoffBaseMs: intEnv('VERIFY_BACKOFF_MS', 2000, 1, 3_600_000),
+      backoffMaxMs: 60 * 60_000,
+      leaseMs: 60_000,
+      pollMs: 1000,
       timeoutMs: intEnv('VERIFY_TIMEOUT_MS', 5000, 100, 120_000),
       maxBytes: intEnv('VERIFY_MAX_BYTES', 1024 * 1024, 1024, 64 * 1024 * 1024),
     },
@@ -351,6 +234,12 @@ export const loadConfig = (): Config => {
       ratePerHost: intEnv('BACKFILL_RATE', 10, 1, 10_000),
       maxAttempts: intEnv('BACKFILL_MAX_ATTEMPTS', 5, 1, 100),
       backoffBaseMs: intEnv('BACKFILL_BACKOFF_MS', 5000, 1, 3_600_000),
+      backoffMaxMs: 60 * 60_000,
+      leaseMs: 5 * 60_000,
+      pollMs: 1000,
+      discoveryBackoffMs: 1000,
+      discoveryMaxBackoffMs: 5 * 60_000,
+      timeoutMs: 60_000,
       maxBytes: intEnv('BACKFILL_MAX_BYTES', 64 * 1024 * 1024, 1024, 2 ** 31 - 1),
     },
     admin: {

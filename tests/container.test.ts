@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process'
-import { existsSync, readFileSync } from 'node:fs'
+import { existsSync, readdirSync, readFileSync } from 'node:fs'
 import { cp, mkdtemp, rm } from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
@@ -34,8 +34,9 @@ const stages = dockerStages(read('Dockerfile'))
 const final = stages[stages.length - 1] ?? []
 const find = (stage: Instruction[], op: string) => stage.filter((i) => i.op === op)
 
-/** Variables the service reads: every `env('NAME')`-style lookup in src/config.ts. */
-const configVars = new Set([...read('src/config.ts').matchAll(/Env\('([A-Z_]+)'|env\('([A-Z_]+)'/g)].map((m) => m[1] ?? m[2]))
+/** Variables the service reads: every `env('NAME')`-style lookup in src/config.ts and src/config/. */
+const configSources = ['src/config.ts', ...readdirSync(path.join(ROOT, 'src/config')).map((f) => `src/config/${f}`)].map(read).join('\n')
+const configVars = new Set([...configSources.matchAll(/Env\('([A-Z_]+)'|env\('([A-Z_]+)'/g)].map((m) => m[1] ?? m[2]))
 
 describe('Dockerfile', () => {
   it('builds in stages on Node 24 and installs runtime dependencies only', () => {

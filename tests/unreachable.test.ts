@@ -97,6 +97,8 @@ describe('a relay that does not answer', () => {
       ratePerHost: 10,
       maxAttempts: 1,
       backoffBaseMs: 10,
+      backoffMaxMs: h.config.backfill.backoffMaxMs,
+      leaseMs: h.config.backfill.leaseMs,
       discoveryBackoffMs: 40,
       discoveryMaxBackoffMs: 160,
       pollMs: 10,

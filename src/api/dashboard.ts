@@ -6,7 +6,10 @@ import { firehoseStatus, getInviteHistory, moderate, searchInvites, type Moderat
 import type { ApiContext } from './context.ts'
 import { XrpcError, forbidden, invalidRequest } from './errors.ts'
 import { endpointStatus } from '../db/webhook.ts'
-import { errorPage, healthPage, invitePage, rejectionsPage, searchPage, signInPage, volumePage } from './dashboard-pages.ts'
+import { errorPage, signInPage } from './dashboard/frame.ts'
+import { healthPage } from './dashboard/health.ts'
+import { invitePage, searchPage } from './dashboard/invites.ts'
+import { rejectionsPage, volumePage } from './dashboard/moderation.ts'
 
 const COOKIE = 'admin_session'
 const ACTIONS: Record<string, { done: string }> = {

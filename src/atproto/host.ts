@@ -2,6 +2,7 @@ import type { Cid } from '@atproto/lex-data'
 import { openSignedRepo, VerificationError } from './commit.ts'
 import type { SigningKeys } from './identity.ts'
 import { TransientError } from '../lib/transient.ts'
+import { parseRetryAfter } from '../lib/backoff.ts'
 
 export { TransientError }
 
@@ -14,13 +15,11 @@ export interface SubjectRequest {
   rkey: string
 }
 
-const retryAfterMs = (header: string | null): number | undefined => {
-  if (!header) return undefined
-  const seconds = Number(header)
-  if (Number.isFinite(seconds) && seconds >= 0) return seconds * 1000
-  const at = Date.parse(header)
-  return Number.isNaN(at) ? undefined : Math.max(0, at - Date.now())
-}
+/**
+ * The longest a host's Retry-After keeps its repos and proofs waiting: the workers' own backoff
+ * cap (config verify/backfill backoffMaxMs), so a host cannot hold anything back for longer.
+ */
+const RETRY_AFTER_MAX_MS = 60 * 60_000
 
 export type XrpcAnswer = { ok: true; body: Uint8Array } | { ok: false; status: number; error: string }
 
@@ -39,7 +38,7 @@ export const xrpcGet = async (fetch: Fetch, url: URL): Promise<XrpcAnswer> => {
     throw new TransientError('unreachable', `${url.host}: ${(err as Error).message}`)
   }
   if (res.status === 429) {
-    throw new TransientError('rate-limited', `${url.host} answered 429`, retryAfterMs(res.headers.get('retry-after')))
+    throw new TransientError('rate-limited', `${url.host} answered 429`, parseRetryAfter(res.headers.get('retry-after'), { maxMs: RETRY_AFTER_MAX_MS }))
   }
   if (res.status === 400 || res.status === 404) {
     let error = ''

@@ -8,6 +8,7 @@
  * desynchronized and has it resynced from its PDS; nothing is dropped silently.
  */
 import { TransientError } from '../lib/transient.ts'
+import { backoff, TIMER_MAX_MS } from '../lib/backoff.ts'
 
 export interface QueuedJob {
   /** Approximate memory held (the frame's size). */
@@ -203,8 +204,8 @@ export class RepoQueues<J extends QueuedJob> {
     }
     repo.attempts++
     const hinted = err instanceof TransientError ? err.retryAfterMs : undefined
-    const base = Math.min(this.opts.maxBackoffMs, this.opts.baseBackoffMs * 2 ** Math.min(repo.attempts - 1, 20))
-    const delay = Math.max(hinted ?? 0, Math.round(base / 2 + (Math.random() * base) / 2))
+    // The host's Retry-After outranks our cap (it comes bounded from the host client).
+    const delay = Math.min(TIMER_MAX_MS, Math.max(hinted ?? 0, backoff(repo.attempts, this.opts.baseBackoffMs, this.opts.maxBackoffMs)))
     const retry = () => {
       repo.timer = null
       if (this.stopped || this.repos.get(repo.did) !== repo || repo.running) return

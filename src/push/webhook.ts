@@ -1,5 +1,6 @@
 import { createHmac, randomUUID } from 'node:crypto'
 import type { Logger } from '../lib/log.ts'
+import { parseRetryAfter, retryDelay } from '../lib/backoff.ts'
 import type { Pool } from '../db/pool.ts'
 import { changesAfter, feedBounds, type InviteChange } from '../db/changes.ts'
 import type { InviteRow } from '../db/queries.ts'
@@ -28,21 +29,6 @@ export interface WebhookOptions {
   watch: (fn: () => void) => () => void
   pollMs: number
   log: Logger
-}
-
-/** Capped exponential backoff with jitter: between half and all of base·2^(n-1), at most `max`. */
-export const backoffDelay = (attempt: number, baseMs: number, maxMs: number, random = Math.random): number => {
-  const ceiling = Math.min(maxMs, baseMs * 2 ** Math.min(30, Math.max(0, attempt - 1)))
-  return Math.round(ceiling / 2 + (random() * ceiling) / 2)
-}
-
-const retryAfterMs = (res: Response): number | undefined => {
-  const raw = res.headers.get('retry-after')
-  if (raw === null) return undefined
-  const seconds = Number(raw)
-  if (Number.isFinite(seconds) && seconds >= 0) return seconds * 1000
-  const at = Date.parse(raw)
-  return Number.isNaN(at) ? undefined : Math.max(0, at - Date.now())
 }
 
 /**
@@ -132,7 +118,7 @@ export class WebhookDelivery {
         if (!(await recordDelivered(pool, url, this.owner, change.id, true))) return
         continue
       }
-      const delay = Math.min(this.opts.maxBackoffMs, Math.max(outcome.retryAfterMs ?? 0, backoffDelay(attempts + 1, this.opts.backoffBaseMs, this.opts.maxBackoffMs)))
+      const delay = retryDelay(attempts + 1, this.opts.backoffBaseMs, this.opts.maxBackoffMs, outcome.retryAfterMs)
       this.opts.log.warn({ url, seq: change.id, attempt: attempts + 1, error: outcome.error, retryInMs: delay }, 'webhook delivery failed')
       await recordFailure(pool, url, this.owner, outcome.error, delay)
       return
@@ -156,7 +142,7 @@ export class WebhookDelivery {
       })
       await res.body?.cancel().catch(() => {})
       if (res.status >= 200 && res.status < 300) return { ok: true }
-      return { ok: false, error: `HTTP ${res.status}`, retryAfterMs: retryAfterMs(res) }
+      return { ok: false, error: `HTTP ${res.status}`, retryAfterMs: parseRetryAfter(res.headers.get('retry-after'), { maxMs: this.opts.maxBackoffMs }) }
     } catch (err) {
       // fetch says only "fetch failed"; what happened is in its cause.
       const cause = (err as { cause?: { code?: string; message?: string } }).cause

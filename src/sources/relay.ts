@@ -1,5 +1,6 @@
 import WebSocket from 'ws'
 import type { Logger } from '../lib/log.ts'
+import { backoff } from '../lib/backoff.ts'
 
 export interface RelayOptions {
   /** ws:// or wss:// base URL of the relay. */
@@ -229,8 +230,7 @@ export class RelaySubscription {
   private scheduleReconnect(): void {
     this.failures++
     this.status.reconnects++
-    const base = Math.min(this.opts.maxBackoffMs, 250 * 2 ** Math.min(this.failures - 1, 16))
-    const delay = Math.round(base / 2 + (Math.random() * base) / 2)
+    const delay = backoff(this.failures, 250, this.opts.maxBackoffMs)
     this.status.nextRetryInMs = delay
     this.opts.log.warn({ url: this.status.url ?? this.opts.url, reason: this.status.lastDisconnectReason, retryInMs: delay }, 'relay disconnected')
     this.retryTimer = setTimeout(() => this.connect(), delay)

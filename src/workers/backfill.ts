@@ -23,7 +23,8 @@ import type { SigningKeys } from '../atproto/identity.ts'
 import { discoverPage } from './discovery.ts'
 import { KeyedLimiter, KeyedRateLimiter } from '../lib/limits.ts'
 import { snapshotRepo } from './snapshot.ts'
-import { QueueWorker, asTransient, retryDelay } from './queue-worker.ts'
+import { QueueWorker, asTransient } from './queue-worker.ts'
+import { backoff, retryDelay } from '../lib/backoff.ts'
 import type { Fetch } from '../atproto/host.ts'
 import { bump } from '../lib/counts.ts'
 
@@ -42,17 +43,17 @@ export interface BackfillOptions {
   ratePerHost: number
   maxAttempts: number
   backoffBaseMs: number
-  backoffMaxMs?: number
-  leaseMs?: number
-  pollMs?: number
+  backoffMaxMs: number
+  leaseMs: number
+  pollMs: number
   /** Told after each repo is synced: its new chain position and how many of our records it held. */
   onRepo?: (did: string, rev: string, dataCid: string, records: number) => void
   /** Told when records were queued for subject proofs. */
   onQueued?: () => void
   /** First wait after a failed discovery page; doubles per failure in a row, with jitter. */
-  discoveryBackoffMs?: number
+  discoveryBackoffMs: number
   /** Cap of that wait. */
-  discoveryMaxBackoffMs?: number
+  discoveryMaxBackoffMs: number
 }
 
 export interface BackfillStatus {
@@ -82,16 +83,9 @@ export class Backfiller extends QueueWorker {
   private discoveryNotBefore = 0
 
   constructor(opts: BackfillOptions) {
-    super(opts.pollMs ?? 1000, opts.log)
-    // The rest comes from the configuration (see workers.ts), with its defaults.
-    this.opts = {
-      backoffMaxMs: 60 * 60 * 1000,
-      leaseMs: 5 * 60_000,
-      pollMs: 1000,
-      discoveryBackoffMs: 1000,
-      discoveryMaxBackoffMs: 5 * 60_000,
-      ...opts,
-    }
+    super(opts.pollMs, opts.log)
+    // Every value comes from the configuration (see build.ts), which states the defaults.
+    this.opts = opts
     this.keys = signingKeys(this.opts.idResolver)
     this.hosts = new KeyedLimiter(this.opts.perHost)
     this.rates = new KeyedRateLimiter(this.opts.ratePerHost)
@@ -153,7 +147,7 @@ export class Backfiller extends QueueWorker {
    */
   private async discoveryFailed(run: BackfillRun, message: string): Promise<void> {
     const failures = ++this.status.discoveryFailures
-    const delay = retryDelay(this.opts.discoveryBackoffMs, failures - 1, undefined, this.opts.discoveryMaxBackoffMs)
+    const delay = backoff(failures, this.opts.discoveryBackoffMs, this.opts.discoveryMaxBackoffMs)
     this.discoveryNotBefore = Date.now() + delay
     const error = message.includes(this.opts.discoveryUrl.replace(/\/$/, '')) ? message : `${this.opts.discoveryUrl}: ${message}`
     this.opts.log.warn({ run: run.id, url: this.opts.discoveryUrl, err: error, failures, retryInMs: delay }, `backfill discovery failed: ${error}; retrying in ${delay < 1000 ? `${delay} ms` : `${Math.round(delay / 1000)} s`}`)
@@ -193,7 +187,7 @@ export class Backfiller extends QueueWorker {
       if (transient.reason === 'internal-error') log.error({ err, did: job.did }, 'repo sync failed unexpectedly')
       bump(this.status.retries, transient.reason)
       if (transient.retryAfterMs !== undefined && host) this.rates.pause(host, transient.retryAfterMs)
-      const delay = retryDelay(this.opts.backoffBaseMs, job.attempts, transient.retryAfterMs, this.opts.backoffMaxMs)
+      const delay = retryDelay(job.attempts + 1, this.opts.backoffBaseMs, this.opts.backoffMaxMs, transient.retryAfterMs)
       try {
         const next = await retryRepo(pool, job, `${transient.reason}: ${transient.message}`, delay, this.opts.maxAttempts)
         if (next === 'failed') this.status.reposFailed++

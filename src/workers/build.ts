@@ -29,6 +29,9 @@ export const createVerifier = (config: Config, deps: WorkerDeps): SubjectVerifie
     perHost: config.verify.perHost,
     maxAttempts: config.verify.maxAttempts,
     backoffBaseMs: config.verify.backoffBaseMs,
+    backoffMaxMs: config.verify.backoffMaxMs,
+    leaseMs: config.verify.leaseMs,
+    pollMs: config.verify.pollMs,
   })
 
 /** The backfill/resync worker as configured, with call-site hooks and overrides. */
@@ -42,14 +45,18 @@ export const createBackfiller = (
     idResolver: deps.idResolver,
     lexicons: deps.lexicons,
     log: deps.log.child({ component: 'backfill' }),
-    // Whole repos: a longer timeout and a larger cap than single-record proofs.
-    fetch: createProofFetch({ allowPrivateNetwork: config.allowPrivateNetwork, timeoutMs: 60_000, maxBytes: config.backfill.maxBytes }),
+    fetch: createProofFetch({ allowPrivateNetwork: config.allowPrivateNetwork, timeoutMs: config.backfill.timeoutMs, maxBytes: config.backfill.maxBytes }),
     discoveryUrl: config.backfill.url,
     concurrency: extra.concurrency ?? config.backfill.concurrency,
     perHost: extra.perHost ?? config.backfill.perHost,
     ratePerHost: extra.ratePerHost ?? config.backfill.ratePerHost,
     maxAttempts: config.backfill.maxAttempts,
     backoffBaseMs: config.backfill.backoffBaseMs,
+    backoffMaxMs: config.backfill.backoffMaxMs,
+    leaseMs: config.backfill.leaseMs,
+    pollMs: config.backfill.pollMs,
+    discoveryBackoffMs: config.backfill.discoveryBackoffMs,
+    discoveryMaxBackoffMs: config.backfill.discoveryMaxBackoffMs,
     onRepo: extra.onRepo,
     onQueued: extra.onQueued,
   })

@@ -5,13 +5,6 @@ import { TransientError } from '../atproto/host.ts'
 export const asTransient = (err: unknown): TransientError =>
   err instanceof TransientError ? err : new TransientError('internal-error', String(err))
 
-/** Exponential backoff with jitter, at least what the server asked for, at most `maxMs`. */
-export const retryDelay = (baseMs: number, attempts: number, retryAfterMs: number | undefined, maxMs: number): number => {
-  const base = Math.min(maxMs, baseMs * 2 ** Math.min(attempts, 30))
-  const jittered = Math.round(base / 2 + (Math.random() * base) / 2)
-  return Math.min(maxMs, Math.max(jittered, retryAfterMs ?? 0))
-}
-
 /**
  * A worker over a queue in Postgres: it runs rounds of `step()` while there is work, sleeps
  * `pollMs` (or until woken) when there is none, and on stop lets the tasks in flight finish.

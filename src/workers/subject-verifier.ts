@@ -7,7 +7,8 @@ import { claimJobs, dropJob, recordProof, recordRetry, type VerifierStatus, type
 import type { SigningKeys } from '../atproto/identity.ts'
 import { proveSubject, type Fetch } from '../atproto/host.ts'
 import { KeyedLimiter } from '../lib/limits.ts'
-import { QueueWorker, asTransient, retryDelay } from './queue-worker.ts'
+import { QueueWorker, asTransient } from './queue-worker.ts'
+import { retryDelay } from '../lib/backoff.ts'
 import { bump } from '../lib/counts.ts'
 
 export interface VerifierOptions {
@@ -21,10 +22,10 @@ export interface VerifierOptions {
   perHost: number
   maxAttempts: number
   backoffBaseMs: number
-  backoffMaxMs?: number
+  backoffMaxMs: number
   /** How long a claimed job is reserved before another worker may take it. */
-  leaseMs?: number
-  pollMs?: number
+  leaseMs: number
+  pollMs: number
 }
 
 
@@ -40,14 +41,9 @@ export class SubjectVerifier extends QueueWorker {
   private readonly hosts: KeyedLimiter
 
   constructor(opts: VerifierOptions) {
-    super(opts.pollMs ?? 1000, opts.log)
-    // The rest comes from the configuration (see workers.ts), with its defaults.
-    this.opts = {
-      backoffMaxMs: 60 * 60 * 1000,
-      leaseMs: 60_000,
-      pollMs: 1000,
-      ...opts,
-    }
+    super(opts.pollMs, opts.log)
+    // Every value comes from the configuration (see build.ts), which states the defaults.
+    this.opts = opts
     this.keys = signingKeys(this.opts.idResolver)
     this.hosts = new KeyedLimiter(this.opts.perHost)
   }
@@ -89,7 +85,7 @@ export class SubjectVerifier extends QueueWorker {
       if (transient.reason === 'internal-error') log.error({ err, invite: job.inviteUri }, 'verification failed unexpectedly')
       bump(this.status.retries, transient.reason)
       try {
-        const delay = retryDelay(this.opts.backoffBaseMs, job.attempts, transient.retryAfterMs, this.opts.backoffMaxMs)
+        const delay = retryDelay(job.attempts + 1, this.opts.backoffBaseMs, this.opts.backoffMaxMs, transient.retryAfterMs)
         const next = await recordRetry(pool, job, `${transient.reason}: ${transient.message}`, delay, this.opts.maxAttempts)
         if (next === 'gave-up') this.status.gaveUp++
         log.warn(
