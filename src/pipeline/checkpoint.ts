@@ -12,6 +12,7 @@ import type { Effect, RepoPosition } from '../db/effects.ts'
 import { applyEffects, commitBatch, type BatchResult } from '../db/store.ts'
 import { saveIngestStatus } from '../db/stream-cursor.ts'
 import { LowWaterMark } from './low-water-mark.ts'
+import { backoff } from '../lib/backoff.ts'
 
 export interface CheckpointOptions {
   pool: Pool
@@ -143,7 +144,7 @@ export class Checkpoint {
           return
         }
         this.opts.log.error({ err, seq, attempt }, 'commit failed; retrying')
-        await sleep(Math.min(5000, 100 * 2 ** attempt))
+        await sleep(backoff(attempt + 1, 100, 5000))
       }
     }
   }

@@ -15,6 +15,7 @@ import { XrpcError, invalidRequest, isDatabaseUnavailable } from '../api/errors.
 import { changeFrame, type Fanout, type FeedListener } from './fanout.ts'
 import { assertParams, defined } from '../api/params.ts'
 import { Lru } from '../lib/lru.ts'
+import { TIMER_MAX_MS } from '../lib/backoff.ts'
 import proxyAddr from '@fastify/proxy-addr'
 import type { TrustProxy } from '../config.ts'
 import { SUBSCRIBE_INVITES } from '../atproto/lexicons.ts'
@@ -223,7 +224,7 @@ export const attachSubscriptions = (server: Server, deps: SubscriptionDeps) => {
           stats.expired++
           end('ExpiredToken', 'the token expired: send a #refresh before exp, or reconnect with a new token and the last seq as cursor')
           // A longer delay than a timer holds would fire at once: such a stream ends after ~24 days.
-        }, Math.min(2 ** 31 - 1, Math.max(0, exp * 1000 - Date.now())))
+        }, Math.min(TIMER_MAX_MS, Math.max(0, exp * 1000 - Date.now())))
         expiry.unref()
       }
       expireAt(caller.exp)
