@@ -13,7 +13,7 @@ import { createBackfiller, createVerifier } from './workers/build.ts'
 import { createServiceAuth } from './api/auth.ts'
 import { createApi } from './api/server.ts'
 import { LeaderLock } from './db/leader.ts'
-import { fenceWrites } from './db/store.ts'
+import { fenceWrites } from './db/fence.ts'
 import { ModeratorAuth } from './api/admin-auth.ts'
 import { Upkeep } from './workers/upkeep.ts'
 import { createMetrics, type Metrics } from './api/metrics.ts'
@@ -112,7 +112,8 @@ export const startService = async (config: Config, log: Logger = createLogger(co
     },
     { schema: config.databaseSchema, checkIntervalMs: config.leaderCheckMs },
   )
-  // Ingest batches commit only under this replica's leader epoch (see src/db/leader.ts).
+  // The leader's writes (stream batches, status, proofs, reconciliation, webhook delivery)
+  // commit only under this replica's leader epoch (see src/db/leader.ts, src/db/fence.ts).
   fenceWrites(pool, { epoch: () => lock.epoch, onDeposed: (err) => lock.deposed(err) })
   let stopping = false
   // One attempt at a time: a connection attempt can outlast the retry interval.

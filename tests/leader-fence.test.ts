@@ -1,6 +1,12 @@
 import { describe, expect, inject, it } from 'vitest'
 import { LEADER_APPLICATION_NAME } from '../src/db/leader.ts'
-import { commitBatch, FencedError } from '../src/db/store.ts'
+import { INVITE_NSID } from '../src/db/effects.ts'
+import { commitBatch } from '../src/db/store.ts'
+import { FencedError } from '../src/db/fence.ts'
+import { markReconciled } from '../src/db/reconcile.ts'
+import { saveIngestStatus } from '../src/db/stream-cursor.ts'
+import { claimJobs, recordProof, recordRetry, type VerifyJob } from '../src/db/verification.ts'
+import { registerEndpoints, takeOverEndpoints } from '../src/db/webhook.ts'
 import { createUser, startHarness, waitFor, type Harness } from './support/harness.ts'
 import { startPgProxy } from './support/pg-proxy.ts'
 import { views } from './support/views.ts'
@@ -73,6 +79,55 @@ describe('leadership that cannot split', () => {
       await proxy.close()
     }
   }, 90_000)
+
+  it("a deposed leader's subject proofs, retries, webhook leases and status do not land, and the first refused one deposes it", async () => {
+    const hook = 'http://127.0.0.1:9/fence-hook'
+    const proxy = await startPgProxy(inject('databaseUrl'))
+    const first = await startHarness({ databaseUrl: proxy.url, leaderCheckMs: 60_000 })
+    let second: Harness | undefined
+    try {
+      expect(first.service.leader).toBe(true)
+      // Its stream batches would tell it of the takeover by themselves: with them quiet, only the
+      // writes below can.
+      await first.service.indexer.stop()
+      await first.service.verifier.stop()
+      second = await startHarness({ databaseSchema: first.config.databaseSchema })
+      const db = second.service.pool
+      expect(proxy.silence(LEADER_APPLICATION_NAME)).toBe(1)
+      await waitFor(async () => second?.service.leader === true, 'the second replica to lead', 10_000)
+      expect(first.service.leader).toBe(true)
+      const inviteUri = `at://did:plc:fenceinviter/${INVITE_NSID}/3kfence`
+      // Not due for an hour: the new leader's own verifier leaves it alone.
+      await db.query(`INSERT INTO verify_queue (invite_uri, invite_cid, next_attempt_at) VALUES ($1, 'bafyinvite', now() + interval '1 hour')`, [inviteUri])
+      await registerEndpoints(db, [hook])
+
+      const subjectUri = 'at://did:plc:fenceinviter/pub.chive.eprint.submission/3kfence'
+      const invite = { inviter: 'did:plc:fenceinviter', subjectUri, subjectCid: 'bafysubject' }
+      const job: VerifyJob = { inviteUri, inviteCid: 'bafyinvite', attempts: 0, invite }
+      const proven = recordProof(first.service.pool, { ...job, invite }, { repo: invite.inviter, collection: 'pub.chive.eprint.submission', currentCid: 'bafysubject' })
+      await expect(proven).rejects.toBeInstanceOf(FencedError)
+      await waitFor(async () => !first.service.leader, 'the first replica to stop leading', 10_000)
+      await expect(recordRetry(first.service.pool, job, 'timeout', 1000, 30)).rejects.toBeInstanceOf(FencedError)
+      await expect(recordRetry(first.service.pool, job, 'timeout', 1000, 1)).rejects.toBeInstanceOf(FencedError)
+      await expect(claimJobs(first.service.pool, 10, 60_000)).rejects.toBeInstanceOf(FencedError)
+      await expect(takeOverEndpoints(first.service.pool, [hook], 'deposed', 60_000)).rejects.toBeInstanceOf(FencedError)
+      await expect(saveIngestStatus(first.service.pool, first.config.relayUrl, { deposed: true })).rejects.toBeInstanceOf(FencedError)
+      await expect(markReconciled(first.service.pool, invite.inviter)).rejects.toBeInstanceOf(FencedError)
+
+      expect((await db.query('SELECT 1 FROM subject_record WHERE uri = $1', [subjectUri])).rowCount).toBe(0)
+      const queued = await db.query<{ attempts: number; last_error: string | null }>('SELECT attempts, last_error FROM verify_queue WHERE invite_uri = $1', [inviteUri])
+      expect(queued.rows).toEqual([{ attempts: 0, last_error: null }])
+      const endpoint = await db.query<{ leased_by: string | null }>('SELECT leased_by FROM webhook_endpoint WHERE url = $1', [hook])
+      expect(endpoint.rows[0]?.leased_by).not.toBe('deposed')
+      const status = await db.query(`SELECT 1 FROM ingest_status WHERE status->>'deposed' = 'true'`)
+      expect(status.rowCount).toBe(0)
+    } finally {
+      await second?.stop()
+      // A leader that never learnt it was deposed would wait for ever on its silenced lock.
+      await proxy.close()
+      await first.stop()
+    }
+  }, 60_000)
 
   it('the liveness check drops a lock connection that went silent, with no batch to tell', async () => {
     const proxy = await startPgProxy(inject('databaseUrl'))

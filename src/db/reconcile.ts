@@ -1,4 +1,5 @@
 import type { Pool } from './pool.ts'
+import { fencedQuery } from './fence.ts'
 
 /** Tracked repos whose records were compared with their host's longest ago (never first). */
 export const dueForReconcile = async (pool: Pool, limit: number): Promise<string[]> => {
@@ -11,8 +12,9 @@ export const countTrackedRepos = async (pool: Pool): Promise<number> => {
   return Number(res.rows[0]?.n ?? 0)
 }
 
+/** Fenced (src/db/fence.ts): the reconciler runs on the ingest leader only. */
 export const markReconciled = async (pool: Pool, did: string): Promise<void> => {
-  await pool.query('UPDATE repo_state SET reconciled_at = now() WHERE did = $1', [did])
+  await fencedQuery(pool, 'UPDATE repo_state SET reconciled_at = now() WHERE did = $1', [did])
 }
 
 /** The repo's records the index holds as live, by URI, with their CIDs. */

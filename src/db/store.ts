@@ -1,5 +1,5 @@
 import type { Pool, PoolClient } from './pool.ts'
-import { inTransaction } from './transaction.ts'
+import { fencedTransaction } from './fence.ts'
 import { INVITE_NSID, type Effect, type InviteWrite, type AcceptanceWrite, type RecordDelete, type Rejection, type AccountStatus, type SubjectWrite, type RepoPosition } from './effects.ts'
 import { advanceRepoState, advanceRepoStates, requestFullBackfill, requestResync } from './backfill.ts'
 import { settleInviteVerification, applySubjectToInvites, requeueStalledProofs } from './verification.ts'
@@ -13,55 +13,16 @@ export interface BatchResult {
   queued: number
 }
 
-/** A batch refused because this process no longer leads ingest (see src/db/leader.ts). */
-export class FencedError extends Error {
-  override name = 'FencedError'
-}
-
-interface Fence {
-  /** The epoch this process leads in; null when it does not. */
-  epoch: () => number | null
-  /** The epoch moved on under us: another replica leads. */
-  onDeposed: (err: FencedError) => void
-}
-
-const fences = new WeakMap<Pool, Fence>()
-
 /**
- * Fences every batch written through `pool` (the ingest pool of a replica that may lead): it
- * commits only while the stored leader epoch is this process's. Pools without a fence (the CLI's
- * backfill, which shares the work with whoever leads) are not fenced.
- */
-export const fenceWrites = (pool: Pool, fence: Fence): void => {
-  fences.set(pool, fence)
-}
-
-const checkFence = async (pool: Pool, client: PoolClient): Promise<void> => {
-  const fence = fences.get(pool)
-  if (!fence) return
-  const mine = fence.epoch()
-  if (mine === null) throw new FencedError('this replica does not lead ingest: the batch is not written')
-  // FOR SHARE until the commit: a new leader's increment waits for this batch, and every batch
-  // that starts after it sees the new epoch.
-  const res = await client.query<{ epoch: number }>('SELECT epoch FROM leader_epoch FOR SHARE')
-  const stored = Number(res.rows[0]?.epoch)
-  if (stored !== mine) {
-    const err = new FencedError(`deposed: leader epoch ${stored} is not ours (${mine}); the batch is not written`)
-    fence.onDeposed(err)
-    throw err
-  }
-}
-
-/**
- * Applies effects in order in one transaction; `finish` runs last in the same transaction.
+ * Applies effects in order in one fenced transaction (src/db/fence.ts); `finish` runs last in the
+ * same transaction.
  */
 export const applyEffects = (
   pool: Pool,
   effects: readonly Effect[],
   finish?: (client: PoolClient) => Promise<unknown>,
 ): Promise<BatchResult> =>
-  inTransaction(pool, async (client) => {
-    await checkFence(pool, client)
+  fencedTransaction(pool, async (client) => {
     const result: BatchResult = { applied: 0, stale: 0, queued: 0 }
     // Chain positions go in one statement: a batch can carry one for every active tracked repo.
     const positions: RepoPosition[] = []

@@ -1,4 +1,5 @@
-import type { Pool, PoolClient } from './pool.ts'
+import type { Pool } from './pool.ts'
+import { fencedQuery } from './fence.ts'
 
 /** The last relay seq whose effects are committed, or null before the first commit. */
 export const readCursor = async (pool: Pool, relayUrl: string): Promise<number | null> => {
@@ -33,9 +34,10 @@ export const readRelayState = async (pool: Pool, relayUrl: string): Promise<Rela
   return { cursor: row?.seq ?? null, status: row?.status ?? null, updatedAt: row?.updated_at ?? null, statusAt: row?.status_at ?? null }
 }
 
-/** The ingester's status without a cursor to go with it (none is committed yet). */
-export const saveIngestStatus = (db: Pool | PoolClient, relayUrl: string, status: unknown) =>
-  db.query(
+/** The ingester's status without a cursor to go with it (none is committed yet); the leader's, so fenced. */
+export const saveIngestStatus = (pool: Pool, relayUrl: string, status: unknown) =>
+  fencedQuery(
+    pool,
     `INSERT INTO ingest_status (relay_url, status) VALUES ($1, $2)
      ON CONFLICT (relay_url) DO UPDATE SET status = excluded.status, updated_at = now()`,
     [relayUrl, JSON.stringify(status)],

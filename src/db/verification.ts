@@ -1,6 +1,6 @@
 import type { Pool, PoolClient } from './pool.ts'
 import { CHIVE_PREFIX, INVITE_NSID, type InviteWrite, type SubjectWrite } from './effects.ts'
-import { inTransaction } from './transaction.ts'
+import { fencedQuery, fencedTransaction } from './fence.ts'
 
 export type Verification = 'pending' | 'verified' | 'subject-missing' | 'cid-mismatch' | 'not-chive-record' | 'subject-deleted'
 
@@ -139,12 +139,18 @@ export interface VerifyJob {
   invite: { inviter: string; subjectUri: string; subjectCid: string } | null
 }
 
+/*
+ * The verifier's writes (claims, proofs, retries) are the ingest leader's: each one is fenced
+ * (src/db/fence.ts), so a deposed leader's lands nowhere, not even a lease that would hold a job
+ * back from the new leader.
+ */
+
 /**
  * Leases up to `limit` due jobs: their next attempt moves `leaseMs` ahead, so a crashed
  * worker's jobs come back by themselves and two replicas never take the same one.
  */
 export const claimJobs = async (pool: Pool, limit: number, leaseMs: number): Promise<VerifyJob[]> => {
-  const res = await pool.query<{
+  const res = await fencedQuery<{
     invite_uri: string
     invite_cid: string
     attempts: number
@@ -152,6 +158,7 @@ export const claimJobs = async (pool: Pool, limit: number, leaseMs: number): Pro
     subject_uri: string | null
     subject_cid: string | null
   }>(
+    pool,
     `WITH due AS (
        SELECT invite_uri FROM verify_queue WHERE next_attempt_at <= now()
        ORDER BY next_attempt_at LIMIT $1 FOR UPDATE SKIP LOCKED
@@ -177,8 +184,10 @@ export const claimJobs = async (pool: Pool, limit: number, leaseMs: number): Pro
   }))
 }
 
-export const dropJob = (pool: Pool, job: VerifyJob) =>
-  pool.query('DELETE FROM verify_queue WHERE invite_uri = $1 AND invite_cid = $2', [job.inviteUri, job.inviteCid])
+const deleteJob = (db: Db, job: VerifyJob) =>
+  db.query('DELETE FROM verify_queue WHERE invite_uri = $1 AND invite_cid = $2', [job.inviteUri, job.inviteCid])
+
+export const dropJob = (pool: Pool, job: VerifyJob) => fencedTransaction(pool, (client) => deleteJob(client, job))
 
 /**
  * Records what the inviter's repo proved about the subject: `currentCid` is the subject's
@@ -189,7 +198,7 @@ export const recordProof = async (
   job: VerifyJob & { invite: NonNullable<VerifyJob['invite']> },
   subject: { repo: string; collection: string; currentCid: string | null },
 ): Promise<Decision> =>
-  inTransaction(pool, async (client) => {
+  fencedTransaction(pool, async (client) => {
     const { subjectUri, subjectCid } = job.invite
     if (subject.currentCid !== null) {
       // The subject's row, locked until this commits: a delete on the stream either came first
@@ -213,7 +222,7 @@ export const recordProof = async (
           ? { state: 'verified', reason: "subject proven from the inviter's signed repo" }
           : { state: 'cid-mismatch', reason: `the subject's proven CID is ${subject.currentCid}, not ${subjectCid}` }
     await changeVerification(client, `uri = $1 AND cid = $2 AND verification = 'pending'`, [job.inviteUri, job.inviteCid], decision, { cid: job.inviteCid })
-    await client.query('DELETE FROM verify_queue WHERE invite_uri = $1 AND invite_cid = $2', [job.inviteUri, job.inviteCid])
+    await deleteJob(client, job)
     return decision
   })
 
@@ -221,34 +230,35 @@ export const recordProof = async (
  * Schedules another attempt after a failure that says nothing about the subject (timeout,
  * 429, PDS down). After `maxAttempts` the invite stays unverified and leaves the queue.
  */
-export const recordRetry = async (
+export const recordRetry = (
   pool: Pool,
   job: VerifyJob,
   error: string,
   delayMs: number,
   maxAttempts: number,
-): Promise<'retry' | 'gave-up'> => {
-  if (job.attempts + 1 >= maxAttempts) {
-    await dropJob(pool, job)
-    const reason = `no proof after ${maxAttempts} attempts: ${error}`
-    await changeVerification(
-      pool,
-      `uri = $1 AND cid = $2 AND verification = 'pending'`,
-      [job.inviteUri, job.inviteCid],
-      { state: 'gave-up', reason },
-      { cid: job.inviteCid },
-      'note',
+): Promise<'retry' | 'gave-up'> =>
+  fencedTransaction(pool, async (client) => {
+    if (job.attempts + 1 >= maxAttempts) {
+      await deleteJob(client, job)
+      const reason = `no proof after ${maxAttempts} attempts: ${error}`
+      await changeVerification(
+        client,
+        `uri = $1 AND cid = $2 AND verification = 'pending'`,
+        [job.inviteUri, job.inviteCid],
+        { state: 'gave-up', reason },
+        { cid: job.inviteCid },
+        'note',
+      )
+      return 'gave-up'
+    }
+    await client.query(
+      `UPDATE verify_queue SET attempts = attempts + 1, last_error = $3,
+              next_attempt_at = now() + $4 * interval '1 millisecond'
+       WHERE invite_uri = $1 AND invite_cid = $2`,
+      [job.inviteUri, job.inviteCid, error, delayMs],
     )
-    return 'gave-up'
-  }
-  await pool.query(
-    `UPDATE verify_queue SET attempts = attempts + 1, last_error = $3,
-            next_attempt_at = now() + $4 * interval '1 millisecond'
-     WHERE invite_uri = $1 AND invite_cid = $2`,
-    [job.inviteUri, job.inviteCid, error, delayMs],
-  )
-  return 'retry'
-}
+    return 'retry'
+  })
 
 export interface QueueStats {
   depth: number

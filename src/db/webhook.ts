@@ -1,4 +1,11 @@
 import type { Pool } from './pool.ts'
+import { fencedQuery } from './fence.ts'
+
+/*
+ * Delivery state is written by the ingest leader only (src/push/webhook.ts): every write but the
+ * release of its own lease is fenced (src/db/fence.ts), so a deposed leader that has not noticed
+ * yet cannot take the endpoints over from its successor, nor move a position.
+ */
 
 export interface EndpointLease {
   position: number
@@ -26,14 +33,15 @@ export interface EndpointStatus {
  * would otherwise hold the feed's purge back for ever. Configured again later, it starts afresh.
  */
 export const forgetEndpoints = async (pool: Pool, keep: string[]): Promise<string[]> => {
-  const res = await pool.query<{ url: string }>('DELETE FROM webhook_endpoint WHERE url <> ALL($1::text[]) RETURNING url', [keep])
+  const res = await fencedQuery<{ url: string }>(pool, 'DELETE FROM webhook_endpoint WHERE url <> ALL($1::text[]) RETURNING url', [keep])
   return res.rows.map((r) => r.url)
 }
 
 /** New endpoints start at the feed's head: they are sent what changes from now on. */
 export const registerEndpoints = async (pool: Pool, urls: string[]): Promise<void> => {
   if (urls.length === 0) return
-  await pool.query(
+  await fencedQuery(
+    pool,
     `INSERT INTO webhook_endpoint (url, position)
      SELECT u, coalesce((SELECT max(id) FROM invite_change), (SELECT purged_through FROM change_feed), 0)
      FROM unnest($1::text[]) u
@@ -44,7 +52,8 @@ export const registerEndpoints = async (pool: Pool, urls: string[]): Promise<voi
 
 /** The endpoint for `owner` for `ms`, unless another replica holds it; null then. */
 export const leaseEndpoint = async (pool: Pool, url: string, owner: string, ms: number): Promise<EndpointLease | null> => {
-  const res = await pool.query<{ position: number; attempts: number; next_attempt_at: Date }>(
+  const res = await fencedQuery<{ position: number; attempts: number; next_attempt_at: Date }>(
+    pool,
     `UPDATE webhook_endpoint SET leased_by = $2, lease_until = now() + $3 * interval '1 millisecond'
      WHERE url = $1 AND (lease_until IS NULL OR lease_until < now() OR leased_by = $2)
      RETURNING position, attempts, next_attempt_at`,
@@ -56,11 +65,13 @@ export const leaseEndpoint = async (pool: Pool, url: string, owner: string, ms: 
 
 /** A new ingest leader's: the endpoints are its own at once, whoever held them. */
 export const takeOverEndpoints = (pool: Pool, urls: string[], owner: string, ms: number) =>
-  pool.query(
+  fencedQuery(
+    pool,
     `UPDATE webhook_endpoint SET leased_by = $2, lease_until = now() + $3 * interval '1 millisecond' WHERE url = ANY($1::text[])`,
     [urls, owner, ms],
   )
 
+/** Not fenced: it gives up only this replica's own lease, which a deposed leader must still do. */
 export const releaseEndpoint = (pool: Pool, url: string, owner: string) =>
   pool.query('UPDATE webhook_endpoint SET lease_until = NULL WHERE url = $1 AND leased_by = $2', [url, owner])
 
@@ -69,7 +80,8 @@ export const releaseEndpoint = (pool: Pool, url: string, owner: string) =>
  * only under the caller's lease and only forwards; false when the lease was lost.
  */
 export const recordDelivered = async (pool: Pool, url: string, owner: string, id: number, delivered: boolean): Promise<boolean> => {
-  const res = await pool.query(
+  const res = await fencedQuery(
+    pool,
     `UPDATE webhook_endpoint SET position = $3, attempts = 0, next_attempt_at = now(), failing_since = NULL,
        delivered = delivered + $4::int, last_delivered_at = CASE WHEN $4::int = 1 THEN now() ELSE last_delivered_at END
      WHERE url = $1 AND leased_by = $2 AND lease_until > now() AND position < $3`,
@@ -79,7 +91,8 @@ export const recordDelivered = async (pool: Pool, url: string, owner: string, id
 }
 
 export const recordFailure = (pool: Pool, url: string, owner: string, error: string, delayMs: number) =>
-  pool.query(
+  fencedQuery(
+    pool,
     `UPDATE webhook_endpoint SET attempts = attempts + 1, failures = failures + 1, last_error = $3,
        last_failure_at = now(), failing_since = coalesce(failing_since, now()),
        next_attempt_at = now() + $4 * interval '1 millisecond'

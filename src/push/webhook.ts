@@ -5,6 +5,7 @@ import type { Pool } from '../db/pool.ts'
 import { changesAfter, feedBounds, type InviteChange } from '../db/changes.ts'
 import type { InviteRow } from '../db/queries.ts'
 import { forgetEndpoints, leaseEndpoint, recordDelivered, recordFailure, registerEndpoints, releaseEndpoint, takeOverEndpoints } from '../db/webhook.ts'
+import { FencedError } from '../db/fence.ts'
 import { changeMessage } from './fanout.ts'
 import { SUBSCRIBE_INVITES } from './subscription.ts'
 
@@ -90,6 +91,8 @@ export class WebhookDelivery {
       try {
         await this.step(url)
       } catch (err) {
+        // Another replica leads and delivers; this one is being stopped.
+        if (err instanceof FencedError) return
         this.opts.log.warn({ url, err: (err as Error).message }, 'webhook delivery step failed; retrying')
         await this.sleep(this.opts.pollMs)
       }

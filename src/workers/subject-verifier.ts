@@ -10,6 +10,7 @@ import { KeyedLimiter } from '../lib/limits.ts'
 import { QueueWorker, asTransient } from './queue-worker.ts'
 import { retryDelay } from '../lib/backoff.ts'
 import { bump } from '../lib/counts.ts'
+import { FencedError } from '../db/fence.ts'
 
 export interface VerifierOptions {
   pool: Pool
@@ -81,6 +82,8 @@ export class SubjectVerifier extends QueueWorker {
       bump(this.status.outcomes, decision.state)
       log.info({ invite: job.inviteUri, outcome: decision.state, reason: decision.reason }, 'invite subject verified')
     } catch (err) {
+      // Another replica leads: the job is its own now, and this worker is being stopped.
+      if (err instanceof FencedError) return
       const transient = asTransient(err)
       if (transient.reason === 'internal-error') log.error({ err, invite: job.inviteUri }, 'verification failed unexpectedly')
       bump(this.status.retries, transient.reason)

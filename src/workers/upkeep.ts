@@ -5,6 +5,8 @@ import { recordExpiries, runUpkeep, type UpkeepResult } from '../db/retention.ts
 /**
  * Runs the retention and expiry upkeep at start and then every `intervalMs`, and records expiries
  * alone every `expiryIntervalMs` (an expiry is pushed to the invite's parties when recorded).
+ * Every replica runs it, leader or not, one at a time per schema by advisory lock: its writes
+ * follow from the clock and the stored rows, not from what a leader read, so they are not fenced.
  */
 export class Upkeep {
   private readonly pool: Pool

@@ -37,8 +37,9 @@ export const startPgProxy = async (databaseUrl: string): Promise<PgProxy> => {
       if (!link.silent) client.write(d)
     })
     const end = () => {
-      links.delete(link)
+      // A silenced client's socket stays open until close(), which ends it.
       if (link.silent) return
+      links.delete(link)
       client.destroy()
       upstream.destroy()
     }
