@@ -11,8 +11,11 @@
 -- The invite as listInvites serves it (src/db/queries.ts: SERVABLE, STATE, ACCEPTANCE_OF_INVITE,
 -- and src/api/invites.ts inviteView for the role's default; keep them in step), or NULL when it
 -- is not served. Times in UTC text, so that views computed in sessions of any TimeZone compare.
-CREATE FUNCTION invite_served_view(target text) RETURNS jsonb LANGUAGE sql STABLE AS $$
-  SELECT jsonb_build_object(
+-- plpgsql, not sql: its plan is kept for the session, where a sql function called from the
+-- trigger would be planned again at every call.
+CREATE FUNCTION invite_served_view(target text) RETURNS jsonb LANGUAGE plpgsql STABLE AS $$
+BEGIN
+  RETURN (SELECT jsonb_build_object(
     'uri', i.uri, 'inviter', i.inviter, 'invitee', i.invitee, 'subjectUri', i.subject_uri,
     'subjectCollection', i.subject_collection, 'role', coalesce(i.role, 'collaborator'), 'message', i.message,
     'state', CASE
@@ -38,8 +41,8 @@ CREATE FUNCTION invite_served_view(target text) RETURNS jsonb LANGUAGE sql STABL
     AND i.verification = 'verified'
     AND NOT EXISTS (SELECT 1 FROM account x WHERE x.did = i.inviter AND NOT x.active)
     AND NOT EXISTS (SELECT 1 FROM takedown t WHERE t.uri = i.uri)
-    AND NOT EXISTS (SELECT 1 FROM blocked_inviter b WHERE b.did = i.inviter)
-$$;
+    AND NOT EXISTS (SELECT 1 FROM blocked_inviter b WHERE b.did = i.inviter));
+END $$;
 
 -- What the feed last told of each invite: the view pushed (NULL after its removal) and the kind
 -- of that change. The parties are kept apart so that an account's event finds the invites it
@@ -69,8 +72,9 @@ WHERE v.view IS NOT NULL OR (i.verification = 'verified' AND i.deleted_at IS NUL
 -- The kind of a change from `prev` (the view last pushed; NULL: never, or removed) to `cur` (now;
 -- NULL: not served). A removal is named by what hides the invite now, an appearance by how it
 -- left, so the kind does not depend on which event of a transaction came first.
-CREATE FUNCTION invite_change_kind(target text, prev jsonb, prev_kind text, cur jsonb) RETURNS text LANGUAGE sql STABLE AS $$
-  SELECT CASE
+CREATE FUNCTION invite_change_kind(target text, prev jsonb, prev_kind text, cur jsonb) RETURNS text LANGUAGE plpgsql STABLE AS $$
+BEGIN
+  RETURN CASE
     WHEN cur IS NULL THEN coalesce((
       SELECT CASE
         WHEN EXISTS (SELECT 1 FROM takedown t WHERE t.uri = i.uri)
@@ -87,56 +91,61 @@ CREATE FUNCTION invite_change_kind(target text, prev jsonb, prev_kind text, cur 
     WHEN cur->>'state' = 'expired' AND prev->>'state' <> 'expired' THEN 'expired'
     WHEN cur->>'acceptanceUri' IS NULL THEN 'acceptanceWithdrawn'
     ELSE 'accepted'
-  END
-$$;
+  END;
+END $$;
 
 -- Deferred to the commit, as before: the invites' state is final, and the feed lock is the last
 -- lock the transaction takes. The views are read under that lock, so of two transactions that
 -- change one invite, the second compares with what the first pushed.
 CREATE OR REPLACE FUNCTION record_invite_change() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
+  targets text[];
   target text;
   cur jsonb;
-  prev invite_pushed%ROWTYPE;
+  prev_found boolean;
+  prev_view jsonb;
+  prev_kind text;
+  prev_now boolean;
   change_kind text;
   locked boolean := false;
 BEGIN
-  FOR target IN
-    SELECT DISTINCT c.uri FROM (
-      SELECT NEW.subject AS uri WHERE NEW.collection = 'pub.chive.collaboration.invite'
-      -- An acceptance's delete or rejection names no invite: its history does.
-      UNION ALL
-      SELECT coalesce(NEW.invite_uri, (SELECT e.invite_uri FROM audit_event e
-                                       WHERE e.subject = NEW.subject AND e.invite_uri IS NOT NULL ORDER BY e.id DESC LIMIT 1))
-      WHERE NEW.collection = 'pub.chive.collaboration.inviteAcceptance'
-      -- A block or an account's status: every invite the DID sent or received, held or pushed.
-      UNION ALL
-      SELECT i.uri FROM invite i
-      WHERE NEW.event IN ('block', 'unblock', 'account') AND (i.inviter = NEW.subject OR i.invitee = NEW.subject)
-      UNION ALL
-      SELECT p.uri FROM invite_pushed p
-      WHERE NEW.event IN ('block', 'unblock', 'account') AND (p.inviter = NEW.subject OR p.invitee = NEW.subject)
-    ) c
-    WHERE c.uri IS NOT NULL
-    ORDER BY c.uri
+  IF NEW.collection = 'pub.chive.collaboration.invite' THEN
+    targets := ARRAY[NEW.subject];
+  ELSIF NEW.collection = 'pub.chive.collaboration.inviteAcceptance' THEN
+    -- An acceptance's delete or rejection names no invite: its history does.
+    targets := ARRAY[coalesce(NEW.invite_uri, (SELECT e.invite_uri FROM audit_event e
+                                               WHERE e.subject = NEW.subject AND e.invite_uri IS NOT NULL ORDER BY e.id DESC LIMIT 1))];
+  ELSIF NEW.event IN ('block', 'unblock', 'account') THEN
+    -- A block or an account's status: every invite the DID sent or received, held or pushed.
+    targets := ARRAY(
+      SELECT i.uri FROM invite i WHERE i.inviter = NEW.subject OR i.invitee = NEW.subject
+      UNION
+      SELECT p.uri FROM invite_pushed p WHERE p.inviter = NEW.subject OR p.invitee = NEW.subject
+      ORDER BY 1);
+  ELSE
+    RETURN NULL;
+  END IF;
+  FOREACH target IN ARRAY targets
   LOOP
+    CONTINUE WHEN target IS NULL;
     IF NOT locked THEN
       PERFORM pg_advisory_xact_lock(hashtext('invite_change:' || current_schema()));
       locked := true;
     END IF;
+    SELECT view, kind, xmin = pg_current_xact_id()::xid INTO prev_view, prev_kind, prev_now FROM invite_pushed WHERE uri = target;
+    prev_found := FOUND;
+    -- Pushed at this commit already, for an earlier audit row of the transaction: the state
+    -- compared then was final.
+    CONTINUE WHEN prev_found AND prev_now;
     cur := invite_served_view(target);
-    SELECT * INTO prev FROM invite_pushed WHERE uri = target;
-    IF NOT FOUND THEN
-      -- Never served, not served now: nobody heard of it, nobody needs to.
-      CONTINUE WHEN cur IS NULL;
-      prev := NULL;
-    END IF;
-    CONTINUE WHEN cur IS NOT DISTINCT FROM prev.view;
-    change_kind := invite_change_kind(target, prev.view, prev.kind, cur);
+    -- Never served and not served now: nobody heard of it, nobody needs to.
+    CONTINUE WHEN NOT prev_found AND cur IS NULL;
+    CONTINUE WHEN cur IS NOT DISTINCT FROM prev_view;
+    change_kind := invite_change_kind(target, prev_view, prev_kind, cur);
     INSERT INTO invite_change (id, invite_uri, kind, audit_id, removed_view)
-    VALUES (nextval('invite_change_id'), target, change_kind, NEW.id, CASE WHEN cur IS NULL THEN prev.view - 'message' END);
+    VALUES (nextval('invite_change_id'), target, change_kind, NEW.id, CASE WHEN cur IS NULL THEN prev_view - 'message' END);
     INSERT INTO invite_pushed (uri, inviter, invitee, view, kind)
-    VALUES (target, coalesce(cur, prev.view)->>'inviter', coalesce(cur, prev.view)->>'invitee', cur, change_kind)
+    VALUES (target, coalesce(cur, prev_view)->>'inviter', coalesce(cur, prev_view)->>'invitee', cur, change_kind)
     ON CONFLICT (uri) DO UPDATE SET inviter = excluded.inviter, invitee = excluded.invitee, view = excluded.view, kind = excluded.kind;
   END LOOP;
   -- One notification per transaction and schema (Postgres folds identical ones).
