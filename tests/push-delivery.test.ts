@@ -1,37 +1,11 @@
-import { createServer, type IncomingMessage, type Server } from 'node:http'
-import type { AddressInfo, Socket } from 'node:net'
+import type { Socket } from 'node:net'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { generateProvenInvites } from '../src/db/bench-data.ts'
-import { signature, SIGNATURE_HEADER, IDEMPOTENCY_HEADER } from '../src/push/webhook.ts'
 import { createUser, startHarness, testConfig, waitFor, type Harness, type User } from './support/harness.ts'
 import { PushClient } from './support/push-client.ts'
+import { startReceiver } from './support/webhook-receiver.ts'
 
 const SECRET = 'a webhook secret of some length'
-
-interface Delivery {
-  key: string
-  status: number
-  body: string
-  signed: boolean
-}
-
-/** A receiver that fails its first `failures` requests (500), then accepts. */
-const startReceiver = async (failures: number) => {
-  const deliveries: Delivery[] = []
-  const server: Server = createServer((req: IncomingMessage, res) => {
-    let body = ''
-    req.on('data', (d: Buffer) => (body += d.toString()))
-    req.on('end', () => {
-      const header = String(req.headers[SIGNATURE_HEADER] ?? '')
-      const t = Number(/t=(\d+)/.exec(header)?.[1])
-      const status = deliveries.length < failures ? 500 : 200
-      deliveries.push({ key: String(req.headers[IDEMPOTENCY_HEADER] ?? ''), status, body, signed: header === signature(SECRET, body, t) })
-      res.writeHead(status).end()
-    })
-  })
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`, deliveries, close: () => new Promise((r) => server.close(r)) }
-}
 
 describe('webhooks', () => {
   let h: Harness
@@ -39,7 +13,7 @@ describe('webhooks', () => {
   let bob: User
   let receiver: Awaited<ReturnType<typeof startReceiver>>
   beforeAll(async () => {
-    receiver = await startReceiver(3)
+    receiver = await startReceiver(SECRET, 3)
     h = await startHarness({ webhooks: { urls: [receiver.url], secret: SECRET, timeoutMs: 2000, backoffBaseMs: 20, maxBackoffMs: 100 } })
     ;[alice, bob] = await Promise.all([createUser('wa'), createUser('wb')])
   })
@@ -51,14 +25,20 @@ describe('webhooks', () => {
   it('a webhook receiver that fails 3 times then succeeds gets every change, once per idempotency key, signed', async () => {
     const node = await alice.node()
     const invite = await alice.invite(node, bob)
-    const acceptance = await bob.accept(invite, node)
-    await bob.delete(acceptance.uri)
-    await alice.delete(invite.uri)
     // The service replays the shared PDS's history: other tests' invites are in the feed too.
     const ok = () => receiver.deliveries.filter((d) => d.status === 200)
     const ours = () =>
       ok().map((d) => ({ key: d.key, ...(JSON.parse(d.body) as { kind: string; seq: number; invite: { uri: string } }) })).filter((d) => d.invite.uri === invite.uri)
-    await waitFor(async () => ours().length >= 4, 'four changes of the invite delivered', 20_000)
+    // Each write once the last is served: repos are indexed apart, and an acceptance indexed
+    // before its invite changes nothing that was served (so nothing is pushed).
+    const served = (n: number) => waitFor(async () => ours().length >= n, `${n} changes of the invite delivered`, 20_000)
+    await served(1)
+    const acceptance = await bob.accept(invite, node)
+    await served(2)
+    await bob.delete(acceptance.uri)
+    await served(3)
+    await alice.delete(invite.uri)
+    await served(4)
     expect(receiver.deliveries.slice(0, 3).every((d) => d.status === 500)).toBe(true)
     // The failed change is retried with its key: the first success carries the first key.
     expect(receiver.deliveries[3]?.key).toBe(receiver.deliveries[0]?.key)

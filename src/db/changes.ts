@@ -12,9 +12,13 @@ export type ChangeKind =
   | 'subjectDeleted'
   | 'takenDown'
   | 'restored'
+  | 'removed'
 
-/** Kinds that say an invite left the served set: its parties hear of them though it is not served now. */
-const REMOVALS: ReadonlySet<string> = new Set(['deleted', 'subjectDeleted', 'takenDown'])
+/**
+ * Kinds the feed recorded, before migration 1700000000060, for invites that left the served set
+ * (its rows carry no `removed_view`): their parties hear of them if the invite had been pushed.
+ */
+const LEGACY_REMOVALS: ReadonlySet<string> = new Set(['deleted', 'subjectDeleted', 'takenDown'])
 
 /** One entry of the change feed (`invite_change`), with the invite as the queries would show it now. */
 export interface InviteChange {
@@ -31,11 +35,20 @@ export interface InviteChange {
   parties: string[]
 }
 
+/** A removal's view as the feed stored it (migration 1700000000060: invite_served_view): times as text. */
+type StoredView = Omit<InviteRow, 'message' | 'createdAt' | 'expiresAt' | 'acceptedAt' | 'moderation'> & {
+  createdAt: string
+  expiresAt: string | null
+  acceptedAt: string | null
+}
+
 interface RawChange extends Omit<RawInvite, 'uri' | 'sort_us'> {
   id: number
   kind: ChangeKind
   at: Date
-  /** null: not the invite of a party asked for, or not held. */
+  /** A removal: the view last pushed, when the invite is of a party asked for. */
+  removed_view: StoredView | null
+  /** null: not the invite of a party asked for, or not held, or a removal. */
   uri: string | null
   served: boolean
   was_pushed: boolean
@@ -43,24 +56,46 @@ interface RawChange extends Omit<RawInvite, 'uri' | 'sort_us'> {
 
 const subjectRepo = (subjectUri: string): string => subjectUri.split('/')[2] ?? ''
 
-// A page of the feed by id, each with its invite's current view when `$3` (a party DID, or
-// NULL for every party) is one of its parties. The page is cut on the feed, not on the
-// matches, so a caller learns how far it has read even when nothing in the page is its own.
+// A page of the feed by id, each with its invite's view when `$3` (a party DID, or NULL for
+// every party) is one of its parties: a removal's stored view, any other change's current one.
+// The page is cut on the feed, not on the matches, so a caller learns how far it has read even
+// when nothing in the page is its own.
 const PAGE = `
-  WITH page AS (SELECT id, invite_uri, kind, at FROM invite_change WHERE id > $1 ORDER BY id LIMIT $2)
-  SELECT p.id, p.kind, p.at, i.uri, i.inviter, i.invitee, i.subject_uri, i.subject_collection, i.role, i.message,
+  WITH page AS (SELECT id, invite_uri, kind, at, removed_view FROM invite_change WHERE id > $1 ORDER BY id LIMIT $2)
+  SELECT p.id, p.kind, p.at,
+         CASE WHEN $3::text IS NULL OR $3 IN (p.removed_view->>'inviter', p.removed_view->>'invitee',
+                                             split_part(p.removed_view->>'subjectUri', '/', 3))
+              THEN p.removed_view END AS removed_view,
+         i.uri, i.inviter, i.invitee, i.subject_uri, i.subject_collection, i.role, i.message,
          i.created_at, i.expires_at, acc.uri AS acceptance_uri, acc.created_at AS accepted_at, ${STATE} AS state,
          coalesce(${SERVABLE}, false) AS served,
-         EXISTS (SELECT 1 FROM invite_change e WHERE e.invite_uri = p.invite_uri AND e.id < p.id
-                   AND e.kind IN ('created', 'updated')) AS was_pushed
+         p.kind IN ('deleted', 'subjectDeleted', 'takenDown') AND EXISTS (
+           SELECT 1 FROM invite_change e WHERE e.invite_uri = p.invite_uri AND e.id < p.id
+             AND e.kind IN ('created', 'updated')) AS was_pushed
   FROM page p
-  LEFT JOIN invite i ON i.uri = p.invite_uri
+  LEFT JOIN invite i ON i.uri = p.invite_uri AND p.removed_view IS NULL
     AND ($3::text IS NULL OR i.invitee = $3 OR i.inviter = $3 OR split_part(i.subject_uri, '/', 3) = $3)
   LEFT JOIN LATERAL (${ACCEPTANCE_OF_INVITE}) acc ON i.uri IS NOT NULL AND i.deleted_at IS NULL
   ORDER BY p.id`
 
+const fromStored = (v: StoredView): InviteRow => ({
+  ...v,
+  // What a removal hid is not sent again (the feed does not even keep it).
+  message: null,
+  createdAt: new Date(v.createdAt),
+  expiresAt: v.expiresAt === null ? null : new Date(v.expiresAt),
+  acceptedAt: v.acceptedAt === null ? null : new Date(v.acceptedAt),
+})
+
+const partiesOf = (i: { inviter: string; invitee: string; subjectUri: string }): string[] =>
+  [...new Set([i.inviter, i.invitee, subjectRepo(i.subjectUri)])]
+
 const toChange = (r: RawChange): InviteChange => {
-  const deliverable = r.uri !== null && (r.served || (REMOVALS.has(r.kind) && r.was_pushed))
+  if (r.removed_view) {
+    const invite = fromStored(r.removed_view)
+    return { id: r.id, kind: r.kind, at: r.at, invite, parties: partiesOf(invite) }
+  }
+  const deliverable = r.uri !== null && (r.served || (LEGACY_REMOVALS.has(r.kind) && r.was_pushed))
   return {
     id: r.id,
     kind: r.kind,
@@ -82,7 +117,7 @@ const toChange = (r: RawChange): InviteChange => {
           acceptedAt: r.accepted_at,
         }
       : null,
-    parties: r.uri === null ? [] : [...new Set([r.inviter, r.invitee, subjectRepo(r.subject_uri)])],
+    parties: r.uri === null ? [] : partiesOf({ inviter: r.inviter, invitee: r.invitee, subjectUri: r.subject_uri }),
   }
 }
 

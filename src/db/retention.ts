@@ -54,7 +54,8 @@ export const runUpkeep = (pool: Pool, retentionDays: number): Promise<UpkeepResu
     const cutoff = `now() - $1 * interval '1 day'`
     const tombstones = await client.query<{ n: number }>(
       `WITH gone AS (DELETE FROM invite WHERE deleted_at < ${cutoff} RETURNING uri),
-            versions AS (DELETE FROM invite_version v USING gone WHERE v.uri = gone.uri)
+            versions AS (DELETE FROM invite_version v USING gone WHERE v.uri = gone.uri),
+            pushed AS (DELETE FROM invite_pushed p USING gone WHERE p.uri = gone.uri)
        SELECT count(*)::int AS n FROM gone`,
       [retentionDays],
     )
