@@ -58,8 +58,11 @@ export interface Config {
     concurrency: number
     perHost: number
     ratePerHost: number
+    /** Attempts in a run; a repo past them leaves the run and is retried as a resync. */
     maxAttempts: number
     backoffBaseMs: number
+    /** Cap of the wait between a repo's attempts (they go on until one succeeds or a verdict ends it). */
+    backoffMaxMs: number
     maxBytes: number
   }
   /** Moderator access and spam thresholds. */
@@ -351,6 +354,7 @@ export const loadConfig = (): Config => {
       ratePerHost: intEnv('BACKFILL_RATE', 10, 1, 10_000),
       maxAttempts: intEnv('BACKFILL_MAX_ATTEMPTS', 5, 1, 100),
       backoffBaseMs: intEnv('BACKFILL_BACKOFF_MS', 5000, 1, 3_600_000),
+      backoffMaxMs: intEnv('BACKFILL_BACKOFF_MAX_MS', 600_000, 1, 86_400_000),
       maxBytes: intEnv('BACKFILL_MAX_BYTES', 64 * 1024 * 1024, 1024, 2 ** 31 - 1),
     },
     admin: {

@@ -1,7 +1,8 @@
 import type { Pool, PoolClient } from './pool.ts'
 import { inTransaction } from './transaction.ts'
 import { INVITE_NSID, type Effect, type InviteWrite, type AcceptanceWrite, type RecordDelete, type Rejection, type AccountStatus, type SubjectWrite, type RepoPosition } from './effects.ts'
-import { advanceRepoState, advanceRepoStates, requestFullBackfill, requestResync } from './backfill.ts'
+import { requestFullBackfill } from './backfill.ts'
+import { advanceRepoState, advanceRepoStates, requestResync } from './repo-state.ts'
 import { settleInviteVerification, applySubjectToInvites, requeueStalledProofs } from './verification.ts'
 import { auditAccount, auditDelete, auditRejection, auditWrite, purgeAccountMessages } from './audit.ts'
 
@@ -52,6 +53,13 @@ const checkFence = async (pool: Pool, client: PoolClient): Promise<void> => {
   }
 }
 
+/** A transaction that commits only under the pool's fence (if any): the leader's other writes. */
+export const inFencedTransaction = <T>(pool: Pool, work: (client: PoolClient) => Promise<T>): Promise<T> =>
+  inTransaction(pool, async (client) => {
+    await checkFence(pool, client)
+    return work(client)
+  })
+
 /**
  * Applies effects in order in one transaction; `finish` runs last in the same transaction.
  */
@@ -60,8 +68,7 @@ export const applyEffects = (
   effects: readonly Effect[],
   finish?: (client: PoolClient) => Promise<unknown>,
 ): Promise<BatchResult> =>
-  inTransaction(pool, async (client) => {
-    await checkFence(pool, client)
+  inFencedTransaction(pool, async (client) => {
     const result: BatchResult = { applied: 0, stale: 0, queued: 0 }
     // Chain positions go in one statement: a batch can carry one for every active tracked repo.
     const positions: RepoPosition[] = []

@@ -25,7 +25,7 @@ import { RepoQueues, type QueuedJob } from './repo-queue.ts'
 import { RepoEvents } from './verdicts.ts'
 import type { RepoEvent } from '../sources/events.ts'
 import { RepoKeys } from '../atproto/keys.ts'
-import { TrackedRepos } from './tracked.ts'
+import { RepoStates } from './repo-state.ts'
 import { TransientError } from '../lib/transient.ts'
 import { JetstreamSubscription } from '../sources/jetstream.ts'
 import { decodeJetstreamMessage, JetstreamMessageError, type JetstreamMessage } from '../sources/jetstream-message.ts'
@@ -170,7 +170,7 @@ export class Indexer {
     Pick<IndexerOptions, 'startCursor' | 'verifier' | 'onBackfillRequested' | 'jetstream'>
   private readonly limits: IngestLimits
   private readonly keys: RepoKeys
-  private readonly tracked: TrackedRepos
+  private readonly states: RepoStates
   private readonly events: RepoEvents
   private readonly checkpoint: Checkpoint
   private readonly queues: RepoQueues<Job>
@@ -183,8 +183,6 @@ export class Indexer {
   private stopping = false
   private done: Promise<void> | null = null
   private sweeper: NodeJS.Timeout | null = null
-  /** Tracked repos with a commit whose signature is still to check. */
-  private unsigned = new Set<string>()
   readonly status: IndexerStatus
 
   constructor(opts: IndexerOptions) {
@@ -223,7 +221,7 @@ export class Indexer {
     }
     this.keys = new RepoKeys(this.opts.idResolver)
     this.proofs = opts.jetstream ? new RecordProofs({ idResolver: this.opts.idResolver, keys: this.keys, fetch: opts.jetstream.fetch }) : null
-    this.tracked = new TrackedRepos(this.opts.pool)
+    this.states = new RepoStates(this.opts.pool)
     const jet = opts.jetstream
     this.reconciler =
       jet && this.proofs && jet.reconcileMs > 0
@@ -239,11 +237,10 @@ export class Indexer {
       lexicons: this.opts.lexicons,
       keys: this.keys,
       idResolver: this.opts.idResolver,
-      tracked: this.tracked,
+      states: this.states,
       log: this.opts.log,
       counts: this.status,
       latestRecordRev: (did) => latestRecordRev(this.opts.pool, did),
-      onUnsigned: (did) => this.unsigned.add(did),
       proofs: this.proofs ?? undefined,
     })
     this.checkpoint = new Checkpoint({
@@ -297,9 +294,9 @@ export class Indexer {
     // Restartable: a replica that regains leadership resumes from the committed cursor.
     this.stopping = false
     this.queues.reset()
-    this.unsigned.clear()
     const stored = await readCursor(this.opts.pool, this.opts.relayUrl)
-    await this.tracked.load()
+    // Positions are read again from Postgres: the last signed ones, whoever wrote them.
+    await this.states.load()
     if (stored === null && this.opts.backfillOnGap) {
       const known = await knownRelays(this.opts.pool)
       // No cursor but records held (a live tail stopped before its first event, a cursor row
@@ -379,6 +376,7 @@ export class Indexer {
     }
     this.queues.stop()
     await this.queues.idle()
+    await this.checkUnsigned()
     await this.checkpoint.flush(5_000)
   }
 
@@ -408,8 +406,22 @@ export class Indexer {
     if (this.byteSamples.length > 11) this.byteSamples.shift()
     this.queues.sweep()
     // Deferred signature checks ride in their repo's queue, after the commits they cover.
-    for (const did of this.unsigned) this.queues.push(did, { event: { type: 'signature-check' }, mark: null, bytes: 0 })
-    this.unsigned.clear()
+    for (const did of this.states.takeUnchecked()) this.queues.push(did, { event: { type: 'signature-check' }, mark: null, bytes: 0 })
+  }
+
+  /**
+   * At stop, with no job running: the tips still unchecked are checked now, so that their signed
+   * positions are committed with the last batch (a next leader would otherwise find the repos'
+   * next commits continuing a root it does not hold, and resync them).
+   */
+  private async checkUnsigned(): Promise<void> {
+    for (const did of this.states.takeUnchecked()) {
+      try {
+        for (const e of await this.events.process(did, { type: 'signature-check' })) this.checkpoint.push(e)
+      } catch (err) {
+        this.opts.log.debug({ did, err: (err as Error).message }, 'deferred signature check left to the next start')
+      }
+    }
   }
 
   snapshotStatus(): IndexerStatus {
@@ -439,15 +451,9 @@ export class Indexer {
     }
   }
 
-  /** A repo synced from its PDS: its chain position is now the snapshot's. */
+  /** A repo synced from its PDS by this process: its position in memory is the snapshot's, if newer. */
   trackRepo(did: string, rev: string, dataCid: string): void {
-    const held = this.tracked.peek(did)
-    if (!held || held.rev <= rev) {
-      this.tracked.track(did, { rev, dataCid, status: 'synced', unsigned: null })
-      return
-    }
-    // The stream is already past the snapshot: its chain is followed from where it is.
-    held.status = 'synced'
+    this.states.resyncDone(did, rev, dataCid)
   }
 
   private finish(job: Job, effects: Effect[]): void {
@@ -491,7 +497,7 @@ export class Indexer {
         this.status.lastEventTime = evt.time || null
         this.lastSeq = evt.seq
         // The great majority: no Chive record, no tracked repo. Nothing to verify, nothing to wait for.
-        if (!this.tracked.mayBeTracked(evt.repo) && !this.queues.has(evt.repo) && !hasChiveOp(evt.ops)) {
+        if (!this.states.mayBeTracked(evt.repo) && !this.queues.has(evt.repo) && !hasChiveOp(evt.ops)) {
           this.checkpoint.marks.seen(evt.seq)
           return
         }
@@ -501,7 +507,7 @@ export class Indexer {
       case 'identity':
       case 'account': {
         this.lastSeq = evt.seq
-        if (this.tracked.mayBeTracked(evt.did) || this.queues.has(evt.did)) {
+        if (this.states.mayBeTracked(evt.did) || this.queues.has(evt.did)) {
           this.queues.push(evt.did, { event: evt, mark: this.checkpoint.marks.open(evt.seq), bytes: 256 })
           return
         }
@@ -572,7 +578,7 @@ export class Indexer {
       case 'identity': {
         const seq = this.position(msg.timeUs)
         const evt: IdentityEvent = { type: 'identity', seq, did: msg.did }
-        if (this.tracked.mayBeTracked(msg.did) || this.queues.has(msg.did)) {
+        if (this.states.mayBeTracked(msg.did) || this.queues.has(msg.did)) {
           this.queues.push(msg.did, { event: evt, mark: this.checkpoint.marks.open(seq), bytes: 256 })
           return
         }
@@ -582,7 +588,7 @@ export class Indexer {
         const seq = this.position(msg.timeUs)
         // Jetstream sends every account's events, unsigned: only those of repos we hold records
         // of are applied, as their own host states them (a forged takedown hides nothing).
-        if (this.tracked.mayBeTracked(msg.did) || this.queues.has(msg.did)) {
+        if (this.states.mayBeTracked(msg.did) || this.queues.has(msg.did)) {
           const event = { type: 'jetstream-account' as const, seq, did: msg.did, active: msg.active, status: msg.status }
           this.queues.push(msg.did, { event, mark: this.checkpoint.marks.open(seq), bytes: 256 })
           return

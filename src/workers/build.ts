@@ -50,6 +50,7 @@ export const createBackfiller = (
     ratePerHost: extra.ratePerHost ?? config.backfill.ratePerHost,
     maxAttempts: config.backfill.maxAttempts,
     backoffBaseMs: config.backfill.backoffBaseMs,
+    backoffMaxMs: config.backfill.backoffMaxMs,
     onRepo: extra.onRepo,
     onQueued: extra.onQueued,
   })

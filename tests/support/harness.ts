@@ -154,7 +154,7 @@ export const testConfig = (schema: string, overrides: Partial<Config> = {}): Con
   identityTimeoutMs: 5000,
   verify: { concurrency: 8, perHost: 4, maxAttempts: 30, backoffBaseMs: 50, timeoutMs: 2000, maxBytes: 1024 * 1024 },
   // Tests replay the PDS from seq 0; backfill tests turn gap backfills on themselves.
-  backfill: { url: httpBase(pdsUrl()), onGap: false, concurrency: 4, perHost: 2, ratePerHost: 100, maxAttempts: 5, backoffBaseMs: 50, maxBytes: 64 * 1024 * 1024 },
+  backfill: { url: httpBase(pdsUrl()), onGap: false, concurrency: 4, perHost: 2, ratePerHost: 100, maxAttempts: 5, backoffBaseMs: 50, backoffMaxMs: 2000, maxBytes: 64 * 1024 * 1024 },
   admin: {
     password: undefined,
     moderatorDids: [],
