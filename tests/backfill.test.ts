@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process'
 import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { inject } from 'vitest'
@@ -9,6 +8,7 @@ import { createUser, pdsUrl, startHarness, testConfig, waitFor, type Harness, ty
 import { startFaultProxy, startPlcFront } from './support/fault-proxy.ts'
 import { captureFrames, markSeq, startReplayRelay, touches } from './support/replay-relay.ts'
 import { views } from './support/views.ts'
+import { runBackfillCli } from './support/backfill-cli.ts'
 import { encode } from './support/cbor.ts'
 
 const ws = () => normaliseRelayUrl(pdsUrl())
@@ -22,31 +22,6 @@ interface Health {
     resync: { pending: number; desynchronized: number }
   }
 }
-
-/** Runs `npm run backfill` as an operator would, against a harness's database. */
-const runCli = (h: Harness, args: string[]) =>
-  new Promise<{ code: number | null; output: string }>((resolve) => {
-    const child = spawn(process.execPath, ['src/cli.ts', 'backfill', ...args], {
-      env: {
-        ...process.env,
-        DATABASE_URL: h.config.databaseUrl,
-        DATABASE_SCHEMA: h.config.databaseSchema,
-        RELAY_URL: h.config.relayUrl,
-        BACKFILL_URL: h.config.backfill.url,
-        PLC_URL: h.config.plcUrl,
-        LOG_LEVEL: process.env.CLI_LOG_LEVEL ?? 'warn',
-      },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    })
-    let output = ''
-    child.stdout.on('data', (d: Buffer) => (output += d.toString()))
-    child.stderr.on('data', (d: Buffer) => (output += d.toString()))
-    const timer = setTimeout(() => child.kill('SIGKILL'), 20_000)
-    child.on('exit', (code) => {
-      clearTimeout(timer)
-      resolve({ code, output })
-    })
-  })
 
 describe('backfill', () => {
   let h: Harness
@@ -73,7 +48,7 @@ describe('backfill', () => {
   it('finds records written before the service ever started (npm run backfill, full)', async () => {
     await v.barrier(alice, bob)
     expect(await v.find(bob, early.invite.uri)).toBeUndefined()
-    const run = await runCli(h, [])
+    const run = await runBackfillCli(h, [])
     expect(run.code, run.output).toBe(0)
     expect(run.output).toMatch(/done in .* repos synced, 0 failed/)
     const accepted = await v.waitForState(bob, early.invite.uri, 'accepted')
@@ -104,7 +79,7 @@ describe('backfill', () => {
       const [c, d] = await Promise.all([createUser('gapc'), createUser('gapd')])
       await rv.barrier(c, d)
       expect((await rv.find(bob, invite.uri))?.state).toBe('pending')
-      const run = await runCli(restarted, ['--did', alice.did])
+      const run = await runBackfillCli(restarted, ['--did', alice.did])
       expect(run.code, run.output).toBe(0)
       await rv.waitForState(bob, invite.uri, 'rejected')
     } finally {
