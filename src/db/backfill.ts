@@ -59,8 +59,8 @@ export const activeRuns = async (pool: Pool): Promise<BackfillRun[]> => {
 }
 
 /** A discovery page read: its progress saved, and any failure before it forgotten. */
-export const saveDiscovery = (pool: Pool, runId: number, discovery: Record<string, string | null>) =>
-  pool.query(
+export const saveDiscovery = (db: Db, runId: number, discovery: Record<string, string | null>) =>
+  db.query(
     `UPDATE backfill_run SET discovery = $2, discovery_error = NULL, discovery_failures = 0, discovery_failed_at = NULL, discovery_retry_at = NULL
      WHERE id = $1`,
     [runId, JSON.stringify(discovery)],
@@ -96,29 +96,28 @@ export const addDiscovered = async (db: Db, runId: number, dids: readonly string
  * Ends a full run's discovery. Discovery finds repos that hold our collections *now*; a repo whose
  * last invite or acceptance was deleted while we were not reading is not among them, yet only its
  * snapshot can show that what we hold is gone. So every repo the index holds records of (or
- * tracks) is queued too, in the same transaction as the run's move to 'syncing': the run cannot
- * be closed before they are queued.
+ * tracks) is queued too, in the same transaction as the run's move to 'syncing' (the caller's): the
+ * run cannot be closed before they are queued.
  */
-export const finishDiscovery = (pool: Pool, runId: number): Promise<void> =>
-  inTransaction(pool, async (client) => {
-    const run = await client.query<{ reason: string }>(`SELECT reason FROM backfill_run WHERE id = $1`, [runId])
-    const reason = run.rows[0]?.reason ?? 'full backfill'
-    await client.query(
-      `INSERT INTO repo_sync (did, run_id, reason)
-       SELECT did, $1, $2 FROM (
-         SELECT inviter AS did FROM invite WHERE deleted_at IS NULL
-         UNION SELECT author FROM acceptance
-         UNION SELECT repo FROM subject_record WHERE NOT deleted
-         UNION SELECT did FROM repo_state
-       ) held
-       ON CONFLICT (did) DO UPDATE SET run_id = excluded.run_id, reason = excluded.reason, status = 'pending',
-         attempts = 0, next_attempt_at = now(), last_error = NULL, requested_at = now(), finished_at = NULL,
-         generation = repo_sync.generation + 1
-       WHERE repo_sync.run_id IS DISTINCT FROM excluded.run_id`,
-      [runId, reason],
-    )
-    await client.query(`UPDATE backfill_run SET status = 'syncing', discovered_at = now() WHERE id = $1`, [runId])
-  })
+export const finishDiscovery = async (client: PoolClient, runId: number): Promise<void> => {
+  const run = await client.query<{ reason: string }>(`SELECT reason FROM backfill_run WHERE id = $1`, [runId])
+  const reason = run.rows[0]?.reason ?? 'full backfill'
+  await client.query(
+    `INSERT INTO repo_sync (did, run_id, reason)
+     SELECT did, $1, $2 FROM (
+       SELECT inviter AS did FROM invite WHERE deleted_at IS NULL
+       UNION SELECT author FROM acceptance
+       UNION SELECT repo FROM subject_record WHERE NOT deleted
+       UNION SELECT did FROM repo_state
+     ) held
+     ON CONFLICT (did) DO UPDATE SET run_id = excluded.run_id, reason = excluded.reason, status = 'pending',
+       attempts = 0, next_attempt_at = now(), last_error = NULL, requested_at = now(), finished_at = NULL,
+       generation = repo_sync.generation + 1
+     WHERE repo_sync.run_id IS DISTINCT FROM excluded.run_id`,
+    [runId, reason],
+  )
+  await client.query(`UPDATE backfill_run SET status = 'syncing', discovered_at = now() WHERE id = $1`, [runId])
+}
 
 /** Whether the index holds any record at all: a start without a cursor is then a gap, not a first start. */
 export const holdsRecords = async (db: Db): Promise<boolean> => {

@@ -125,15 +125,16 @@ export class Backfiller extends QueueWorker {
   private async discoverOnePage(run: BackfillRun): Promise<void> {
     try {
       const page = await discoverPage(this.opts.discoveryUrl, run.discovery)
-      await addDiscovered(this.opts.pool, run.id, page.dids, run.reason)
-      await saveDiscovery(this.opts.pool, run.id, page.progress)
+      // The leader's writes to the sync queue commit only under its epoch, as its batches do.
+      await inFencedTransaction(this.opts.pool, async (client) => {
+        await addDiscovered(client, run.id, page.dids, run.reason)
+        await saveDiscovery(client, run.id, page.progress)
+        if (page.done) await finishDiscovery(client, run.id)
+      })
       if (this.status.discoveryFailures > 0) this.opts.log.info({ run: run.id, url: this.opts.discoveryUrl }, 'backfill discovery recovered')
       this.status.discoveryFailures = 0
       this.discoveryNotBefore = 0
-      if (page.done) {
-        await finishDiscovery(this.opts.pool, run.id)
-        this.opts.log.info({ run: run.id }, 'backfill discovery finished')
-      }
+      if (page.done) this.opts.log.info({ run: run.id }, 'backfill discovery finished')
     } catch (err) {
       await this.discoveryFailed(run, (err as Error).message)
     }
