@@ -100,21 +100,21 @@ const main = async (): Promise<number> => {
     : null
   bar?.start(1, 0, { run: runId, records: 0, rate: '0.0' })
   let lastLine = 0
-  let summary = { total: 0, done: 0, failed: 0, records: 0 }
+  let summary = { total: 0, done: 0, failed: 0, left: 0, records: 0 }
   for (;;) {
     const progress = await backfillProgress(pool)
     const run = progress.runs.find((r) => r.id === runId)
     if (run) {
-      const finished = run.repos.done + run.repos.failed
+      const finished = run.repos.done + run.repos.failed + run.repos.left
       const seconds = (Date.now() - started) / 1000
-      summary = { total: run.repos.total, done: run.repos.done, failed: run.repos.failed, records: run.records }
+      summary = { total: run.repos.total, done: run.repos.done, failed: run.repos.failed, left: run.repos.left, records: run.records }
       if (bar) {
         bar.setTotal(Math.max(1, run.repos.total))
         bar.update(finished, { run: runId, records: run.records, rate: (finished / Math.max(seconds, 0.001)).toFixed(1) })
       } else if (Date.now() - lastLine > 5000 || run.status === 'done') {
         lastLine = Date.now()
         console.log(
-          `backfill #${runId} ${run.status}: ${finished}/${run.repos.total} repos, ${run.records} records, ${run.repos.failed} failed`,
+          `backfill #${runId} ${run.status}: ${finished}/${run.repos.total} repos, ${run.records} records, ${run.repos.failed} failed, ${run.repos.left} retrying as resyncs`,
         )
       }
       if (run.status === 'done') break
@@ -132,10 +132,13 @@ const main = async (): Promise<number> => {
     return 130
   }
   console.log(
-    `backfill #${runId} done in ${seconds.toFixed(1)} s: ${summary.done} repos synced, ${summary.failed} failed, ` +
+    `backfill #${runId} done in ${seconds.toFixed(1)} s: ${summary.done} repos synced, ${summary.failed} failed (a verdict), ` +
       `${summary.records} records (${(summary.done / seconds).toFixed(1)} repos/s, ${(summary.records / seconds).toFixed(1)} records/s)`,
   )
-  return summary.failed > 0 ? 1 : 0
+  // Hosts that stayed unreachable do not hold the run open: their repos are retried as resyncs
+  // (by the service's worker, or the next run of this command) until they are synced.
+  if (summary.left > 0) console.log(`${summary.left} repos could not be fetched yet; they are retried as resyncs until they are`)
+  return summary.failed + summary.left > 0 ? 1 : 0
 }
 
 main().then(

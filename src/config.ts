@@ -66,8 +66,10 @@ export interface Config {
     concurrency: number
     perHost: number
     ratePerHost: number
+    /** Attempts in a run; a repo past them leaves the run and is retried as a resync. */
     maxAttempts: number
     backoffBaseMs: number
+    /** Cap of the wait between a repo's attempts (they go on until one succeeds or a verdict ends it). */
     backoffMaxMs: number
     /** A repo sync may take long: its claim lasts longer than a proof's. */
     leaseMs: number
@@ -234,7 +236,7 @@ export const loadConfig = (): Config => {
       ratePerHost: intEnv('BACKFILL_RATE', 10, 1, 10_000),
       maxAttempts: intEnv('BACKFILL_MAX_ATTEMPTS', 5, 1, 100),
       backoffBaseMs: intEnv('BACKFILL_BACKOFF_MS', 5000, 1, 3_600_000),
-      backoffMaxMs: 60 * 60_000,
+      backoffMaxMs: intEnv('BACKFILL_BACKOFF_MAX_MS', 600_000, 1, 86_400_000),
       leaseMs: 5 * 60_000,
       pollMs: 1000,
       discoveryBackoffMs: 1000,

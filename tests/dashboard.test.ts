@@ -172,7 +172,7 @@ describe('the moderator dashboard in Chromium', () => {
     expect(await row.innerText()).toContain('dashboard test: one repo')
     expect(await row.innerText()).toMatch(/1 \/ 1/)
     const queue = section.getByRole('group', { name: 'Resync queue' })
-    for (const label of ['Resyncs pending', 'Resyncs failed', 'Repos desynchronized']) {
+    for (const label of ['Resyncs pending', 'Resyncs retrying', 'Resyncs ended by a verdict', 'Repos desynchronized']) {
       expect(await queue.getByText(label).count()).toBe(1)
     }
     // Counters: a name and a number each, never raw JSON.

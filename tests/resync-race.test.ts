@@ -1,7 +1,7 @@
 import http from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { describe, expect, inject, it } from 'vitest'
-import { advanceRepoState, requestResync } from '../src/db/backfill.ts'
+import { advanceRepoState, requestResync } from '../src/db/repo-state.ts'
 import { createUser, pdsUrl, startHarness, waitFor } from './support/harness.ts'
 import { startPlcFront } from './support/fault-proxy.ts'
 import { views } from './support/views.ts'

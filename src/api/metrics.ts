@@ -116,7 +116,9 @@ export const createMetrics = (sources: MetricSources): Metrics => {
   )
   gauge('repos_desynchronized', 'Tracked repos whose chain is broken until resynced.', () => db?.backfill.resync.desynchronized)
   counter('backfill_repos_synced_total', 'Repos synced from a verified snapshot.', () => sources.backfiller.status.reposSynced)
-  counter('backfill_repos_failed_total', 'Repos given up after their last attempt.', () => sources.backfiller.status.reposFailed)
+  gauge('resyncs_retrying', 'Resyncs failing for a transient reason, retried with a capped backoff.', () => db?.backfill.resync.retrying)
+  counter('backfill_repos_failed_total', 'Repo syncs ended by a verdict (the repo gone from its host, or not verifying).', () => sources.backfiller.status.reposFailed)
+  counter('backfill_repos_left_run_total', 'Repos that used their run\'s attempts and went on as resyncs.', () => sources.backfiller.status.reposLeftRun)
   counter('backfill_records_total', 'Records applied from repo snapshots.', () => sources.backfiller.status.records)
   gauge('backfill_in_flight', 'Repos being synced.', () => sources.backfiller.status.inFlight)
 

@@ -1,5 +1,6 @@
 import type { Pool, PoolClient } from './pool.ts'
 import { inTransaction } from './transaction.ts'
+import type { RepoJob } from './repo-state.ts'
 
 type Db = Pool | PoolClient
 
@@ -58,8 +59,8 @@ export const activeRuns = async (pool: Pool): Promise<BackfillRun[]> => {
 }
 
 /** A discovery page read: its progress saved, and any failure before it forgotten. */
-export const saveDiscovery = (pool: Pool, runId: number, discovery: Record<string, string | null>) =>
-  pool.query(
+export const saveDiscovery = (db: Db, runId: number, discovery: Record<string, string | null>) =>
+  db.query(
     `UPDATE backfill_run SET discovery = $2, discovery_error = NULL, discovery_failures = 0, discovery_failed_at = NULL, discovery_retry_at = NULL
      WHERE id = $1`,
     [runId, JSON.stringify(discovery)],
@@ -95,29 +96,28 @@ export const addDiscovered = async (db: Db, runId: number, dids: readonly string
  * Ends a full run's discovery. Discovery finds repos that hold our collections *now*; a repo whose
  * last invite or acceptance was deleted while we were not reading is not among them, yet only its
  * snapshot can show that what we hold is gone. So every repo the index holds records of (or
- * tracks) is queued too, in the same transaction as the run's move to 'syncing': the run cannot
- * be closed before they are queued.
+ * tracks) is queued too, in the same transaction as the run's move to 'syncing' (the caller's): the
+ * run cannot be closed before they are queued.
  */
-export const finishDiscovery = (pool: Pool, runId: number): Promise<void> =>
-  inTransaction(pool, async (client) => {
-    const run = await client.query<{ reason: string }>(`SELECT reason FROM backfill_run WHERE id = $1`, [runId])
-    const reason = run.rows[0]?.reason ?? 'full backfill'
-    await client.query(
-      `INSERT INTO repo_sync (did, run_id, reason)
-       SELECT did, $1, $2 FROM (
-         SELECT inviter AS did FROM invite WHERE deleted_at IS NULL
-         UNION SELECT author FROM acceptance
-         UNION SELECT repo FROM subject_record WHERE NOT deleted
-         UNION SELECT did FROM repo_state
-       ) held
-       ON CONFLICT (did) DO UPDATE SET run_id = excluded.run_id, reason = excluded.reason, status = 'pending',
-         attempts = 0, next_attempt_at = now(), last_error = NULL, requested_at = now(), finished_at = NULL,
-         generation = repo_sync.generation + 1
-       WHERE repo_sync.run_id IS DISTINCT FROM excluded.run_id`,
-      [runId, reason],
-    )
-    await client.query(`UPDATE backfill_run SET status = 'syncing', discovered_at = now() WHERE id = $1`, [runId])
-  })
+export const finishDiscovery = async (client: PoolClient, runId: number): Promise<void> => {
+  const run = await client.query<{ reason: string }>(`SELECT reason FROM backfill_run WHERE id = $1`, [runId])
+  const reason = run.rows[0]?.reason ?? 'full backfill'
+  await client.query(
+    `INSERT INTO repo_sync (did, run_id, reason)
+     SELECT did, $1, $2 FROM (
+       SELECT inviter AS did FROM invite WHERE deleted_at IS NULL
+       UNION SELECT author FROM acceptance
+       UNION SELECT repo FROM subject_record WHERE NOT deleted
+       UNION SELECT did FROM repo_state
+     ) held
+     ON CONFLICT (did) DO UPDATE SET run_id = excluded.run_id, reason = excluded.reason, status = 'pending',
+       attempts = 0, next_attempt_at = now(), last_error = NULL, requested_at = now(), finished_at = NULL,
+       generation = repo_sync.generation + 1
+     WHERE repo_sync.run_id IS DISTINCT FROM excluded.run_id`,
+    [runId, reason],
+  )
+  await client.query(`UPDATE backfill_run SET status = 'syncing', discovered_at = now() WHERE id = $1`, [runId])
+}
 
 /** Whether the index holds any record at all: a start without a cursor is then a gap, not a first start. */
 export const holdsRecords = async (db: Db): Promise<boolean> => {
@@ -141,38 +141,9 @@ export const closeFinishedRuns = (pool: Pool): Promise<number[]> =>
     return res.rows.map((r) => r.id)
   })
 
-/** Marks a repo out of sync with us and queues a resync of it. */
-export const requestResync = async (db: Db, did: string, reason: string): Promise<void> => {
-  await db.query(
-    `UPDATE repo_state SET status = 'desynchronized', status_reason = $2, updated_at = now() WHERE did = $1`,
-    [did, reason],
-  )
-  // A sync already queued or under way keeps its reason, lease, attempts and backoff, but its
-  // generation moves on: if it is under way, its snapshot may be older than this request, so
-  // finishing it leaves the repo pending (finishRepo) and it is synced again.
-  await db.query(
-    `INSERT INTO repo_sync (did, reason) VALUES ($1, $2)
-     ON CONFLICT (did) DO UPDATE SET generation = repo_sync.generation + 1,
-       reason = CASE WHEN repo_sync.status = 'pending' THEN repo_sync.reason ELSE excluded.reason END,
-       attempts = CASE WHEN repo_sync.status = 'pending' THEN repo_sync.attempts ELSE 0 END,
-       next_attempt_at = CASE WHEN repo_sync.status = 'pending' THEN repo_sync.next_attempt_at ELSE now() END,
-       last_error = CASE WHEN repo_sync.status = 'pending' THEN repo_sync.last_error END,
-       status = 'pending', requested_at = now(), finished_at = NULL`,
-    [did, `resync: ${reason}`],
-  )
-}
-
-export interface RepoJob {
-  did: string
-  runId: number | null
-  attempts: number
-  /** The repo's request generation when it was leased (see finishRepo). */
-  generation: number
-}
-
 /** Leases due repos; an expired lease hands the repo to another worker. */
-export const claimRepos = async (pool: Pool, limit: number, leaseMs: number): Promise<RepoJob[]> => {
-  const res = await pool.query<{ did: string; run_id: number | null; attempts: number; generation: number }>(
+export const claimRepos = async (db: Db, limit: number, leaseMs: number): Promise<RepoJob[]> => {
+  const res = await db.query<{ did: string; run_id: number | null; attempts: number; generation: number }>(
     `WITH due AS (
        SELECT did FROM repo_sync WHERE status = 'pending' AND next_attempt_at <= now()
        ORDER BY next_attempt_at LIMIT $1 FOR UPDATE SKIP LOCKED
@@ -183,38 +154,6 @@ export const claimRepos = async (pool: Pool, limit: number, leaseMs: number): Pr
     [limit, leaseMs],
   )
   return res.rows.map((r) => ({ did: r.did, runId: r.run_id, attempts: r.attempts, generation: r.generation }))
-}
-
-/**
- * Ends a repo's sync. Returns false when the repo was asked for again while the sync ran (its
- * generation moved): it stays pending, due at once, and the caller must not declare it synced.
- */
-export const finishRepo = async (db: Db, job: RepoJob, records: number): Promise<boolean> => {
-  // repo_state first, as requestResync locks it: the two orders would deadlock.
-  await db.query('SELECT 1 FROM repo_state WHERE did = $1 FOR UPDATE', [job.did])
-  const res = await db.query<{ current: boolean }>(
-    `UPDATE repo_sync SET records = $2, last_error = NULL,
-            status = CASE WHEN generation = $3 THEN 'done' ELSE 'pending' END,
-            finished_at = CASE WHEN generation = $3 THEN now() END,
-            attempts = CASE WHEN generation = $3 THEN attempts ELSE 0 END,
-            next_attempt_at = CASE WHEN generation = $3 THEN next_attempt_at ELSE now() END
-     WHERE did = $1 RETURNING generation = $3 AS current`,
-    [job.did, records, job.generation],
-  )
-  return res.rows[0]?.current ?? true
-}
-
-export const retryRepo = async (pool: Pool, job: RepoJob, error: string, delayMs: number, maxAttempts: number) => {
-  const failed = job.attempts + 1 >= maxAttempts
-  await pool.query(
-    `UPDATE repo_sync SET attempts = attempts + 1, last_error = $2,
-            status = CASE WHEN $4 THEN 'failed' ELSE status END,
-            finished_at = CASE WHEN $4 THEN now() ELSE finished_at END,
-            next_attempt_at = now() + $3 * interval '1 millisecond'
-     WHERE did = $1`,
-    [job.did, error, delayMs, failed],
-  )
-  return failed ? 'failed' : 'retry'
 }
 
 /** The URIs of records of `did` that we hold and a repo snapshot must account for. */
@@ -234,46 +173,6 @@ export const heldRecords = async (db: Db, did: string): Promise<{ invites: strin
   return out
 }
 
-export interface RepoState {
-  rev: string
-  dataCid: string | null
-  status: string
-}
-
-export const loadRepoStates = async (pool: Pool): Promise<Map<string, RepoState>> => {
-  const res = await pool.query<{ did: string; rev: string; data_cid: string | null; status: string }>(
-    'SELECT did, rev, data_cid, status FROM repo_state',
-  )
-  return new Map(res.rows.map((r) => [r.did, { rev: r.rev, dataCid: r.data_cid, status: r.status }]))
-}
-
-export const readRepoState = async (db: Db, did: string): Promise<RepoState | undefined> => {
-  const res = await db.query<{ rev: string; data_cid: string | null; status: string }>(
-    'SELECT rev, data_cid, status FROM repo_state WHERE did = $1',
-    [did],
-  )
-  const r = res.rows[0]
-  return r && { rev: r.rev, dataCid: r.data_cid, status: r.status }
-}
-
-/**
- * Moves a repo's chain position forward; `synced` also clears a desynchronized mark. The rev
- * never moves backwards: a snapshot older than what the stream has applied since leaves the
- * stream's position, whose chain continues from where it is.
- */
-export const advanceRepoState = (db: Db, did: string, rev: string, dataCid: string | null, synced: boolean) =>
-  db.query(
-    `INSERT INTO repo_state (did, rev, data_cid) VALUES ($1, $2, $3)
-     ON CONFLICT (did) DO UPDATE SET
-       rev = CASE WHEN repo_state.rev < excluded.rev THEN excluded.rev ELSE repo_state.rev END,
-       data_cid = CASE WHEN repo_state.rev < excluded.rev THEN excluded.data_cid ELSE repo_state.data_cid END,
-       updated_at = now(),
-       status = CASE WHEN $4 THEN 'synced' ELSE repo_state.status END,
-       status_reason = CASE WHEN $4 THEN NULL ELSE repo_state.status_reason END
-     WHERE repo_state.rev < excluded.rev OR $4`,
-    [did, rev, dataCid, synced],
-  )
-
 export interface BackfillProgress {
   runs: {
     id: number
@@ -281,12 +180,25 @@ export interface BackfillProgress {
     reason: string
     status: string
     createdAt: string
-    repos: { total: number; done: number; failed: number; pending: number }
+    /** `left`: repos that failed the run's attempts and went on as resyncs of their own. */
+    repos: { total: number; done: number; failed: number; pending: number; left: number }
     records: number
     /** Set while discovery is failing: the last error, failures in a row, the next attempt. */
     discovery?: { error: string; failures: number; failedAt: string | null; retryAt: string | null }
   }[]
-  resync: { pending: number; failed: number; desynchronized: number }
+  /**
+   * Resyncs (repos synced outside a run): `retrying` are failing for transient reasons and are
+   * tried again with a capped backoff until they succeed; `failed` ended in a verdict.
+   */
+  resync: { pending: number; retrying: number; failed: number; desynchronized: number; retries: ResyncRetry[] }
+}
+
+export interface ResyncRetry {
+  did: string
+  reason: string
+  attempts: number
+  lastError: string | null
+  nextAttemptAt: string
 }
 
 export const backfillProgress = async (pool: Pool): Promise<BackfillProgress> => {
@@ -300,6 +212,7 @@ export const backfillProgress = async (pool: Pool): Promise<BackfillProgress> =>
     done: number
     failed: number
     pending: number
+    left: number
     records: number
     discovery_error: string | null
     discovery_failures: number
@@ -311,15 +224,21 @@ export const backfillProgress = async (pool: Pool): Promise<BackfillProgress> =>
             count(*) FILTER (WHERE s.status = 'done')::int AS done,
             count(*) FILTER (WHERE s.status = 'failed')::int AS failed,
             count(*) FILTER (WHERE s.status = 'pending')::int AS pending,
-            coalesce(sum(s.records), 0)::int AS records
+            coalesce(sum(s.records), 0)::int AS records,
+            (SELECT count(*) FROM repo_sync l WHERE l.left_run = r.id)::int AS left
      FROM backfill_run r LEFT JOIN repo_sync s ON s.run_id = r.id
      WHERE r.status <> 'done' OR r.finished_at > now() - interval '1 hour'
      GROUP BY r.id ORDER BY r.id DESC LIMIT 5`,
   )
-  const resync = await pool.query<{ pending: number; failed: number; desynchronized: number }>(
+  const resync = await pool.query<{ pending: number; retrying: number; failed: number; desynchronized: number }>(
     `SELECT (SELECT count(*) FROM repo_sync WHERE run_id IS NULL AND status = 'pending')::int AS pending,
+            (SELECT count(*) FROM repo_sync WHERE run_id IS NULL AND status = 'pending' AND attempts > 0)::int AS retrying,
             (SELECT count(*) FROM repo_sync WHERE run_id IS NULL AND status = 'failed')::int AS failed,
             (SELECT count(*) FROM repo_state WHERE status = 'desynchronized')::int AS desynchronized`,
+  )
+  const retries = await pool.query<{ did: string; reason: string; attempts: number; last_error: string | null; next_attempt_at: Date }>(
+    `SELECT did, reason, attempts, last_error, next_attempt_at FROM repo_sync
+     WHERE run_id IS NULL AND status = 'pending' AND attempts > 0 ORDER BY attempts DESC, did LIMIT 10`,
   )
   return {
     runs: runs.rows.map((r) => ({
@@ -328,7 +247,7 @@ export const backfillProgress = async (pool: Pool): Promise<BackfillProgress> =>
       reason: r.reason,
       status: r.status,
       createdAt: r.created_at.toISOString(),
-      repos: { total: r.total, done: r.done, failed: r.failed, pending: r.pending },
+      repos: { total: r.total + r.left, done: r.done, failed: r.failed, pending: r.pending, left: r.left },
       records: r.records,
       ...(r.discovery_error === null
         ? {}
@@ -341,26 +260,17 @@ export const backfillProgress = async (pool: Pool): Promise<BackfillProgress> =>
             },
           }),
     })),
-    resync: resync.rows[0] ?? { pending: 0, failed: 0, desynchronized: 0 },
+    resync: {
+      ...(resync.rows[0] ?? { pending: 0, retrying: 0, failed: 0, desynchronized: 0 }),
+      retries: retries.rows.map((r) => ({
+        did: r.did,
+        reason: r.reason,
+        attempts: r.attempts,
+        lastError: r.last_error,
+        nextAttemptAt: r.next_attempt_at.toISOString(),
+      })),
+    },
   }
-}
-
-/** Tracked repos' DIDs in pages (keyset), for the ingester's membership filter. */
-export const repoStateDidsAfter = async (pool: Pool, after: string, limit: number): Promise<string[]> => {
-  const res = await pool.query<{ did: string }>('SELECT did FROM repo_state WHERE did > $1 ORDER BY did LIMIT $2', [after, limit])
-  return res.rows.map((r) => r.did)
-}
-
-/** Chain positions of many repos in one statement; a position never moves a repo's rev backwards. */
-export const advanceRepoStates = async (db: Db, positions: readonly { did: string; rev: string; dataCid: string | null }[]): Promise<void> => {
-  if (positions.length === 0) return
-  await db.query(
-    `INSERT INTO repo_state (did, rev, data_cid)
-     SELECT * FROM unnest($1::text[], $2::text[], $3::text[])
-     ON CONFLICT (did) DO UPDATE SET rev = excluded.rev, data_cid = excluded.data_cid, updated_at = now()
-     WHERE repo_state.rev < excluded.rev`,
-    [positions.map((p) => p.did), positions.map((p) => p.rev), positions.map((p) => p.dataCid)],
-  )
 }
 
 /**

@@ -1,7 +1,8 @@
 import type { Pool, PoolClient } from './pool.ts'
 import { fencedTransaction } from './fence.ts'
 import { INVITE_NSID, type Effect, type InviteWrite, type AcceptanceWrite, type RecordDelete, type Rejection, type AccountStatus, type SubjectWrite, type RepoPosition } from './effects.ts'
-import { advanceRepoState, advanceRepoStates, requestFullBackfill, requestResync } from './backfill.ts'
+import { requestFullBackfill } from './backfill.ts'
+import { advanceRepoState, advanceRepoStates, requestResync } from './repo-state.ts'
 import { settleInviteVerification, applySubjectToInvites, requeueStalledProofs } from './verification.ts'
 import { auditAccount, auditDelete, auditRejection, auditWrite, purgeAccountMessages } from './audit.ts'
 

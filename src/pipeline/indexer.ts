@@ -28,7 +28,7 @@ import { RepoQueues } from './repo-queue.ts'
 import { Router, type Job } from './router.ts'
 import { RepoEvents } from './verdicts.ts'
 import { RepoKeys } from '../atproto/keys.ts'
-import { TrackedRepos } from './tracked.ts'
+import { RepoStates } from './repo-state.ts'
 import { TransientError } from '../lib/transient.ts'
 import { MAX_FUTURE_MS } from '../atproto/rev.ts'
 import { JetstreamSubscription } from '../sources/jetstream.ts'
@@ -120,7 +120,7 @@ export class Indexer {
     Pick<IndexerOptions, 'startCursor' | 'verifier' | 'onBackfillRequested' | 'jetstream'>
   private readonly limits: IngestLimits
   private readonly keys: RepoKeys
-  private readonly tracked: TrackedRepos
+  private readonly states: RepoStates
   private readonly events: RepoEvents
   private readonly checkpoint: Checkpoint
   private readonly queues: RepoQueues<Job>
@@ -134,8 +134,6 @@ export class Indexer {
   private stopping = false
   private done: Promise<void> | null = null
   private sweeper: NodeJS.Timeout | null = null
-  /** Tracked repos with a commit whose signature is still to check. */
-  private unsigned = new Set<string>()
   readonly status: IndexerStatus
 
   constructor(opts: IndexerOptions) {
@@ -144,7 +142,7 @@ export class Indexer {
     this.status = initialStatus(opts.jetstream ? 'jetstream' : 'firehose', opts.relayUrl)
     this.keys = new RepoKeys(this.opts.idResolver)
     this.proofs = opts.jetstream ? new RecordProofs({ idResolver: this.opts.idResolver, keys: this.keys, fetch: opts.jetstream.fetch }) : null
-    this.tracked = new TrackedRepos(this.opts.pool)
+    this.states = new RepoStates(this.opts.pool)
     const jet = opts.jetstream
     this.reconciler =
       jet && this.proofs && jet.reconcileMs > 0
@@ -160,11 +158,10 @@ export class Indexer {
       lexicons: this.opts.lexicons,
       keys: this.keys,
       idResolver: this.opts.idResolver,
-      tracked: this.tracked,
+      states: this.states,
       log: this.opts.log,
       counts: this.status,
       latestRecordRev: (did) => latestRecordRev(this.opts.pool, did),
-      onUnsigned: (did) => this.unsigned.add(did),
       proofs: this.proofs ?? undefined,
     })
     this.checkpoint = new Checkpoint({
@@ -211,7 +208,7 @@ export class Indexer {
         for (const job of jobs) if (job.mark) this.checkpoint.marks.close(job.mark)
       },
     })
-    this.router = new Router({ tracked: this.tracked, queues: this.queues, checkpoint: this.checkpoint, keys: this.keys, idResolver: this.opts.idResolver })
+    this.router = new Router({ states: this.states, queues: this.queues, checkpoint: this.checkpoint, keys: this.keys, idResolver: this.opts.idResolver })
   }
 
   /** Resolves once the stored cursor is read and the subscription is opening. */
@@ -219,7 +216,6 @@ export class Indexer {
     // Restartable: a replica that regains leadership resumes from the committed cursor.
     this.stopping = false
     this.queues.reset()
-    this.unsigned.clear()
     const jet = this.opts.jetstream
     let stored = await readCursor(this.opts.pool, this.opts.relayUrl)
     let forgotten: string | null = null
@@ -230,7 +226,8 @@ export class Indexer {
       this.problem('FutureCursor', forgotten)
       stored = null
     }
-    await this.tracked.load()
+    // Positions are read again from Postgres: the last signed ones, whoever wrote them.
+    await this.states.load()
     if (stored === null && this.opts.backfillOnGap) {
       const known = forgotten === null ? await knownRelays(this.opts.pool) : []
       // No cursor but records held (a live tail stopped before its first event, a cursor row
@@ -313,6 +310,7 @@ export class Indexer {
     }
     this.queues.stop()
     await this.queues.idle()
+    await this.checkUnsigned()
     await this.checkpoint.flush(5_000)
   }
 
@@ -342,8 +340,22 @@ export class Indexer {
     if (this.byteSamples.length > 11) this.byteSamples.shift()
     this.queues.sweep()
     // Deferred signature checks ride in their repo's queue, after the commits they cover.
-    for (const did of this.unsigned) this.queues.push(did, { event: { type: 'signature-check' }, mark: null, bytes: 0 })
-    this.unsigned.clear()
+    for (const did of this.states.takeUnchecked()) this.queues.push(did, { event: { type: 'signature-check' }, mark: null, bytes: 0 })
+  }
+
+  /**
+   * At stop, with no job running: the tips still unchecked are checked now, so that their signed
+   * positions are committed with the last batch (a next leader would otherwise find the repos'
+   * next commits continuing a root it does not hold, and resync them).
+   */
+  private async checkUnsigned(): Promise<void> {
+    for (const did of this.states.takeUnchecked()) {
+      try {
+        for (const e of await this.events.process(did, { type: 'signature-check' })) this.checkpoint.push(e)
+      } catch (err) {
+        this.opts.log.debug({ did, err: (err as Error).message }, 'deferred signature check left to the next start')
+      }
+    }
   }
 
   snapshotStatus(): IndexerStatus {
@@ -373,15 +385,9 @@ export class Indexer {
     }
   }
 
-  /** A repo synced from its PDS: its chain position is now the snapshot's. */
+  /** A repo synced from its PDS by this process: its position in memory is the snapshot's, if newer. */
   trackRepo(did: string, rev: string, dataCid: string): void {
-    const held = this.tracked.peek(did)
-    if (!held || held.rev <= rev) {
-      this.tracked.track(did, { rev, dataCid, status: 'synced', unsigned: null })
-      return
-    }
-    // The stream is already past the snapshot: its chain is followed from where it is.
-    held.status = 'synced'
+    this.states.resyncDone(did, rev, dataCid)
   }
 
   private finish(job: Job, effects: Effect[]): void {

@@ -3,7 +3,7 @@
  * its repo is tracked or already has events queued (per-repo order), or when it touches a Chive
  * record; everything else is done as soon as it is read, with at most an effect that needs no
  * repo order. On a relay's firehose that is the vast majority of frames, and it costs one Bloom
- * filter probe (tracked.ts), no I/O.
+ * filter probe (repo-state.ts), no I/O.
  */
 import type { IdResolver } from '@atproto/identity'
 import { CHIVE_PREFIX, type Effect } from '../db/effects.ts'
@@ -12,7 +12,7 @@ import type { RepoEvent, StreamEvent } from '../sources/events.ts'
 import type { Checkpoint } from './checkpoint.ts'
 import type { Mark } from './low-water-mark.ts'
 import type { QueuedJob, RepoQueues } from './repo-queue.ts'
-import type { TrackedRepos } from './tracked.ts'
+import type { RepoStates } from './repo-state.ts'
 
 export interface Job extends QueuedJob {
   event: RepoEvent
@@ -21,7 +21,7 @@ export interface Job extends QueuedJob {
 }
 
 export interface RouterDeps {
-  tracked: TrackedRepos
+  states: RepoStates
   queues: RepoQueues<Job>
   checkpoint: Checkpoint
   keys: RepoKeys
@@ -45,7 +45,7 @@ export class Router {
 
   route(event: StreamEvent, bytes: number): void {
     const did = event.type === 'commit' ? event.repo : event.did
-    const ordered = this.deps.tracked.mayBeTracked(did) || this.deps.queues.has(did)
+    const ordered = this.deps.states.mayBeTracked(did) || this.deps.queues.has(did)
     switch (event.type) {
       case 'commit':
         if (ordered || hasChiveOp(event.ops)) return this.queue(did, event, bytes)

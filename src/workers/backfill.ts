@@ -3,26 +3,15 @@ import { resolvePds, signingKeys } from '../atproto/identity.ts'
 import type { Lexicons } from '@atproto/lexicon'
 import type { Logger } from '../lib/log.ts'
 import type { Pool } from '../db/pool.ts'
-import {
-  activeRuns,
-  addDiscovered,
-  advanceRepoState,
-  claimRepos,
-  closeFinishedRuns,
-  discoveryFailed,
-  finishDiscovery,
-  finishRepo,
-  heldRecords,
-  retryRepo,
-  saveDiscovery,
-  type BackfillRun,
-  type RepoJob,
-} from '../db/backfill.ts'
+import { activeRuns, addDiscovered, claimRepos, closeFinishedRuns, discoveryFailed, finishDiscovery, heldRecords, saveDiscovery, type BackfillRun } from '../db/backfill.ts'
+import type { RepoJob } from '../db/repo-state.ts'
 import { applyEffects } from '../db/store.ts'
+import { fencedTransaction } from '../db/fence.ts'
+import { resyncs } from '../pipeline/repo-state.ts'
 import type { SigningKeys } from '../atproto/identity.ts'
 import { discoverPage } from './discovery.ts'
 import { KeyedLimiter, KeyedRateLimiter } from '../lib/limits.ts'
-import { snapshotRepo } from './snapshot.ts'
+import { snapshotRepo, SnapshotVerdict } from './snapshot.ts'
 import { QueueWorker, asTransient } from './queue-worker.ts'
 import { backoff, retryDelay } from '../lib/backoff.ts'
 import type { Fetch } from '../atproto/host.ts'
@@ -41,8 +30,10 @@ export interface BackfillOptions {
   perHost: number
   /** Requests per second to one PDS host. */
   ratePerHost: number
+  /** Attempts a repo has in a backfill run; past them it leaves the run and goes on as a resync. */
   maxAttempts: number
   backoffBaseMs: number
+  /** Cap of the wait between a repo's attempts, which go on until one succeeds or meets a verdict. */
   backoffMaxMs: number
   leaseMs: number
   pollMs: number
@@ -58,7 +49,10 @@ export interface BackfillOptions {
 
 export interface BackfillStatus {
   reposSynced: number
+  /** Syncs ended by a verdict (the repo gone from its host, or not verifying): never by a transient failure. */
   reposFailed: number
+  /** Repos that used their run's attempts and went on as resyncs of their own. */
+  reposLeftRun: number
   records: number
   retries: Record<string, number>
   inFlight: number
@@ -72,7 +66,7 @@ export interface BackfillStatus {
  * Resyncs of single repos (sync 1.1 breaks) go through the same queue.
  */
 export class Backfiller extends QueueWorker {
-  readonly status: BackfillStatus = { reposSynced: 0, reposFailed: 0, records: 0, retries: {}, inFlight: 0, discoveryFailures: 0 }
+  readonly status: BackfillStatus = { reposSynced: 0, reposFailed: 0, reposLeftRun: 0, records: 0, retries: {}, inFlight: 0, discoveryFailures: 0 }
   private readonly opts: Required<Omit<BackfillOptions, 'onRepo' | 'onQueued'>> & Pick<BackfillOptions, 'onRepo' | 'onQueued'>
   private readonly keys: SigningKeys
   private readonly hosts: KeyedLimiter
@@ -113,7 +107,7 @@ export class Backfiller extends QueueWorker {
     const free = this.opts.concurrency - this.running.size + (this.discovery ? 1 : 0)
     let claimed = 0
     if (free > 0) {
-      const jobs = await claimRepos(this.opts.pool, free, this.opts.leaseMs)
+      const jobs = await fencedTransaction(this.opts.pool, (client) => claimRepos(client, free, this.opts.leaseMs))
       claimed = jobs.length
       for (const job of jobs) this.track(this.syncRepo(job))
     }
@@ -126,15 +120,16 @@ export class Backfiller extends QueueWorker {
   private async discoverOnePage(run: BackfillRun): Promise<void> {
     try {
       const page = await discoverPage(this.opts.discoveryUrl, run.discovery)
-      await addDiscovered(this.opts.pool, run.id, page.dids, run.reason)
-      await saveDiscovery(this.opts.pool, run.id, page.progress)
+      // The leader's writes to the sync queue commit only under its epoch, as its batches do.
+      await fencedTransaction(this.opts.pool, async (client) => {
+        await addDiscovered(client, run.id, page.dids, run.reason)
+        await saveDiscovery(client, run.id, page.progress)
+        if (page.done) await finishDiscovery(client, run.id)
+      })
       if (this.status.discoveryFailures > 0) this.opts.log.info({ run: run.id, url: this.opts.discoveryUrl }, 'backfill discovery recovered')
       this.status.discoveryFailures = 0
       this.discoveryNotBefore = 0
-      if (page.done) {
-        await finishDiscovery(this.opts.pool, run.id)
-        this.opts.log.info({ run: run.id }, 'backfill discovery finished')
-      }
+      if (page.done) this.opts.log.info({ run: run.id }, 'backfill discovery finished')
     } catch (err) {
       await this.discoveryFailed(run, (err as Error).message)
     }
@@ -173,8 +168,7 @@ export class Backfiller extends QueueWorker {
       const res = await applyEffects(pool, snapshot.effects, async (client) => {
         // Asked for again while this sync ran: the snapshot's records stand (rev-guarded), but
         // the repo is not declared synced; it stays queued and is fetched again.
-        current = await finishRepo(client, job, snapshot.records)
-        await advanceRepoState(client, job.did, snapshot.rev, snapshot.dataCid, current)
+        current = await resyncs.done(client, job, snapshot.records, snapshot.rev, snapshot.dataCid)
       })
       if (res.queued > 0) this.opts.onQueued?.()
       this.status.reposSynced++
@@ -183,18 +177,36 @@ export class Backfiller extends QueueWorker {
       else this.wake()
       log.debug({ did: job.did, rev: snapshot.rev, records: snapshot.records, current }, 'repo synced')
     } catch (err) {
+      if (err instanceof SnapshotVerdict) return this.ended(job, err)
       const transient = asTransient(err)
       if (transient.reason === 'internal-error') log.error({ err, did: job.did }, 'repo sync failed unexpectedly')
       bump(this.status.retries, transient.reason)
       if (transient.retryAfterMs !== undefined && host) this.rates.pause(host, transient.retryAfterMs)
       const delay = retryDelay(job.attempts + 1, this.opts.backoffBaseMs, this.opts.backoffMaxMs, transient.retryAfterMs)
       try {
-        const next = await retryRepo(pool, job, `${transient.reason}: ${transient.message}`, delay, this.opts.maxAttempts)
-        if (next === 'failed') this.status.reposFailed++
-        log.warn({ did: job.did, reason: transient.reason, err: transient.message, next, retryInMs: delay }, 'repo sync failed')
+        const error = `${transient.reason}: ${transient.message}`
+        const left = await fencedTransaction(pool, (client) => resyncs.retry(client, job, error, delay, this.opts.maxAttempts))
+        if (left) this.status.reposLeftRun++
+        // Loud on the first failure and every tenth: a host down for days retries for days.
+        const loud = job.attempts === 0 || left || (job.attempts + 1) % 10 === 0
+        const next = left ? 'left its run; retried as a resync' : 'retry'
+        ;(loud ? log.warn : log.debug).call(log, { did: job.did, reason: transient.reason, err: transient.message, attempt: job.attempts + 1, next, retryInMs: delay }, 'repo sync failed')
       } catch (dbErr) {
         log.error({ err: dbErr, did: job.did }, 'could not schedule a repo sync retry')
       }
+    }
+  }
+
+  /** A verdict ends the sync: nothing is retried, and the repo's chain is followed afresh. */
+  private async ended(job: RepoJob, verdict: SnapshotVerdict): Promise<void> {
+    const detail = `${verdict.reason}: ${verdict.message}`
+    try {
+      const current = await fencedTransaction(this.opts.pool, (client) => resyncs.end(client, job, detail))
+      if (current) this.status.reposFailed++
+      else this.wake()
+      this.opts.log.warn({ did: job.did, verdict: detail, current }, 'repo sync ended by a verdict')
+    } catch (dbErr) {
+      this.opts.log.error({ err: dbErr, did: job.did }, 'could not record a repo sync verdict')
     }
   }
 }

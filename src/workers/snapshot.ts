@@ -5,6 +5,21 @@ import type { SigningKeys } from '../atproto/identity.ts'
 import { recordEffect } from '../pipeline/record.ts'
 import { TransientError, xrpcGet, type Fetch } from '../atproto/host.ts'
 
+/**
+ * What a snapshot proves, not what kept it from being fetched: the host states the repo gone, or
+ * serves a repo that does not verify. Asking again cannot change it, so a resync ends with it;
+ * anything else is a TransientError and the resync is tried again, however long it takes.
+ */
+export class SnapshotVerdict extends Error {
+  readonly reason: string
+  constructor(reason: string, message: string) {
+    super(message)
+    this.reason = reason
+  }
+}
+
+/** Host errors that say the repo is no longer there (deactivated or suspended ones may come back: retried). */
+const GONE: ReadonlySet<string> = new Set(['RepoNotFound', 'RepoDeleted', 'RepoTakendown'])
 
 export interface HeldRecords {
   invites: string[]
@@ -38,13 +53,19 @@ export const snapshotRepo = async (
   const url = new URL('/xrpc/com.atproto.sync.getRepo', pds)
   url.searchParams.set('did', did)
   const answer = await xrpcGet(fetch, url)
-  if (!answer.ok) throw new TransientError('repo-unavailable', `${url.host} answered ${answer.status} ${answer.error}`.trim())
+  if (!answer.ok) {
+    const message = `${url.host} answered ${answer.status} ${answer.error}`.trim()
+    if (GONE.has(answer.error)) throw new SnapshotVerdict('repo-gone', message)
+    throw new TransientError('repo-unavailable', message)
+  }
   let repo: Awaited<ReturnType<typeof openSignedRepo>>
   try {
     repo = await openSignedRepo(answer.body, did, keys)
   } catch (err) {
-    const reason = err instanceof VerificationError ? err.reason : 'bad-repo'
-    throw new TransientError('bad-proof', `${reason}: ${(err as Error).message}`)
+    // A key that could not be fetched says nothing about the repo.
+    if (err instanceof VerificationError) throw new SnapshotVerdict('bad-proof', `${err.reason}: ${err.message}`)
+    if (err instanceof TransientError) throw err
+    throw new TransientError('bad-repo', (err as Error).message)
   }
   const { rev } = repo
   const effects: Effect[] = []
@@ -63,13 +84,13 @@ export const snapshotRepo = async (
         continue
       }
       const bytes = repo.blocks.get(leaf.value)
-      if (!bytes) throw new TransientError('bad-proof', `record block missing for ${uri}`)
+      if (!bytes) throw new SnapshotVerdict('bad-proof', `record block missing for ${uri}`)
       records++
       effects.push(recordEffect(lexicons, { uri, repo: did, collection: collection as Collection, rev, seq: null, cid }, bytes))
     }
   } catch (err) {
-    if (err instanceof TransientError) throw err
-    throw new TransientError('bad-proof', `incomplete repo tree: ${(err as Error).message}`)
+    if (err instanceof SnapshotVerdict) throw err
+    throw new SnapshotVerdict('bad-proof', `incomplete repo tree: ${(err as Error).message}`)
   }
   const gone = (uris: string[]) => uris.filter((uri) => !present.has(uri))
   for (const uri of gone(held.invites)) effects.push({ kind: 'delete', uri, repo: did, collection: INVITE_NSID, rev, seq: null })

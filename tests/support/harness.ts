@@ -162,7 +162,7 @@ export const testConfig = (schema: string, overrides: Partial<Config> = {}): Con
     ratePerHost: 100,
     maxAttempts: 5,
     backoffBaseMs: 50,
-    backoffMaxMs: 3_600_000,
+    backoffMaxMs: 2000,
     leaseMs: 300_000,
     pollMs: 1000,
     discoveryBackoffMs: 1000,

@@ -26,7 +26,12 @@ export interface CommitBody {
  *   that its `since` and `prevData` are those of the last commit delivered: the chain looks whole
  *   and only the tree can tell.
  */
-export type Tamper = { kind: 'strip-op'; path: string } | { kind: 'drop' } | { kind: 'drop-and-splice' }
+export type Tamper =
+  | { kind: 'strip-op'; path: string }
+  | { kind: 'drop' }
+  | { kind: 'drop-and-splice' }
+  /** The commit is delivered as `body` makes it (a forgery of any repo's commit, at the commit's seq). */
+  | { kind: 'replace'; body: (commit: CommitBody) => Promise<Record<string, unknown>> }
 
 export interface TamperReport {
   kind: Tamper['kind']
@@ -155,6 +160,11 @@ export const startTamperRelay = async (upstreamWsUrl: string, cursor: number): P
         rule.resolve(report)
         return
       }
+      case 'replace':
+        stats.altered++
+        deliver(frameOf(header, await rule.tamper.body(commit)), seq)
+        rule.resolve(report)
+        return
       case 'drop':
         stats.dropped++
         rule.resolve(report)

@@ -81,21 +81,27 @@ const backfillPanel = (b: BackfillProgress): Html => html`<section class="card" 
 <h2 id="backfill-h">Backfill and resync</h2>
 <div class="grid" role="group" aria-label="Resync queue">
 <div class="metric">Resyncs pending<b>${b.resync.pending}</b></div>
-<div class="metric">Resyncs failed<b>${b.resync.failed}</b></div>
+<div class="metric">Resyncs retrying<b>${b.resync.retrying}</b></div>
+<div class="metric">Resyncs ended by a verdict<b>${b.resync.failed}</b></div>
 <div class="metric">Repos desynchronized<b>${b.resync.desynchronized}</b></div>
 <div class="metric">Backfill runs shown<b>${b.runs.length}</b></div>
 </div>
+${b.resync.retries.length === 0
+  ? ''
+  : html`<h3 style="margin-top:14px">Resyncs retrying</h3>
+<table><thead><tr><th scope="col">Repo</th><th scope="col">Attempts</th><th scope="col">Last error</th><th scope="col">Next attempt (UTC)</th></tr></thead><tbody>
+${b.resync.retries.map((r) => html`<tr><td class="mono">${r.did}</td><td>${r.attempts}</td><td>${r.lastError ?? '—'}</td><td>${time(r.nextAttemptAt)}</td></tr>`)}</tbody></table>`}
 <h3 style="margin-top:14px">Backfill runs</h3>
 ${b.runs.length === 0
   ? html`<p class="muted">No backfill run in the last hour.</p>`
   : html`<table><thead><tr><th scope="col">Run</th><th scope="col">Kind</th><th scope="col">Reason</th><th scope="col">Status</th>
-<th scope="col">Repos done / total</th><th scope="col">Pending</th><th scope="col">Failed</th><th scope="col">Records</th><th scope="col">Started (UTC)</th></tr></thead><tbody>
+<th scope="col">Repos done / total</th><th scope="col">Pending</th><th scope="col">Failed</th><th scope="col">Left to resync</th><th scope="col">Records</th><th scope="col">Started (UTC)</th></tr></thead><tbody>
 ${b.runs.map(
   (r) => html`<tr><td>#${r.id}</td><td>${r.kind}</td><td>${r.reason}${r.discovery
     ? html`<br><span class="badge bad">discovery failing</span> <span class="muted">${r.discovery.failures}× in a row, next try ${time(r.discovery.retryAt ?? undefined)}: ${r.discovery.error}</span>`
     : ''}</td><td>${runBadge(r.status)}</td>
 <td>${r.repos.done} / ${r.repos.total}${r.repos.total > 0 ? html` <progress max="${r.repos.total}" value="${r.repos.done}" aria-label="Run ${r.id}: ${r.repos.done} of ${r.repos.total} repos done"></progress>` : ''}</td>
-<td>${r.repos.pending}</td><td>${r.repos.failed}</td><td>${r.records}</td><td>${time(r.createdAt)}</td></tr>`,
+<td>${r.repos.pending}</td><td>${r.repos.failed}</td><td>${r.repos.left}</td><td>${r.records}</td><td>${time(r.createdAt)}</td></tr>`,
 )}</tbody></table>`}
 </section>`
 
