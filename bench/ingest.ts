@@ -37,6 +37,7 @@ import { readCursor } from '../src/db/stream-cursor.ts'
 import { createIdResolver } from '../src/atproto/identity.ts'
 import { loadLexicons } from '../src/atproto/lexicons.ts'
 import { createLogger } from '../src/lib/log.ts'
+import { loadConfig } from '../src/config.ts'
 import { Indexer } from '../src/pipeline/indexer.ts'
 import { decodeFrame, type CommitEvent } from '../src/sources/firehose-frame.ts'
 import { invertOps, openCommit, proveOps } from '../src/atproto/chain.ts'
@@ -285,6 +286,7 @@ const baseline = async (file: string, count: number, lastSeq: number, mode: 'fai
 
 /** This indexer in the benchmark's own process (pinned to core 0 meanwhile), for CPU profiles. */
 const ours = async (st: Stream) => {
+  const config = loadConfig()
   const server = await spawnRelay({ file: st.file }, { cpus: RELAY_CPU })
   const schema = `bench_ingest_${st.name}_${Date.now()}`
   await migrate(db.url, schema, log)
@@ -297,6 +299,10 @@ const ours = async (st: Stream) => {
     idResolver: createIdResolver({ plcUrl: net.plcUrl, allowPrivateNetwork: true }),
     log,
     backfillOnGap: false,
+    // The configuration's own defaults (and INGEST_* from the environment), as `npm start` has them.
+    relayIdleTimeoutMs: config.relayIdleTimeoutMs,
+    relayMaxBackoffMs: config.relayMaxBackoffMs,
+    limits: config.ingest,
   })
   const affinity = /list:\s*(\S+)/.exec(spawnSync('taskset', ['-p', '-c', String(process.pid)]).stdout.toString())?.[1] ?? '0-1023'
   spawnSync('taskset', ['-a', '-p', '-c', CONSUMER_CPU, String(process.pid)])

@@ -30,7 +30,7 @@ afterAll(async () => {
 
 describe('relay subscription', () => {
   it('stops reading when the consumer lags, so memory stays bounded, and loses nothing', async () => {
-    const sub = new RelaySubscription({ url, getCursor: () => null, log: createLogger('silent'), highWater: 500, lowWater: 50 })
+    const sub = new RelaySubscription({ url, getCursor: () => null, log: createLogger('silent'), highWater: 500, lowWater: 50, idleTimeoutMs: 120_000, maxBackoffMs: 30_000 })
     sub.start()
     await new Promise((r) => setTimeout(r, 1000))
     // Frames already parsed from the last TCP read may land after the pause; the rest wait upstream.

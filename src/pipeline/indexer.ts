@@ -37,30 +37,25 @@ import { RecordProofs } from '../atproto/record-proof.ts'
 import type { Fetch } from '../atproto/host.ts'
 import { Reconciler } from './reconcile.ts'
 
+/** The configured bounds of per-repo processing (src/config.ts states their defaults). */
 export interface IngestLimits {
   /** Repos processed at once. */
   concurrency: number
-  /** Events a parked repo may hold before it is handed to a resync. */
-  maxPerRepo: number
   /** Bytes of events all repo queues may hold; the reader waits past it. */
   maxQueuedBytes: number
   /** Longest a repo stays parked before it is handed to a resync. */
   maxParkMs: number
-  /** First retry delay of a parked repo (doubling, jittered). */
-  parkBackoffMs: number
-  parkMaxBackoffMs: number
 }
 
-export const DEFAULT_INGEST_LIMITS: IngestLimits = {
-  // Jobs are CPU work once keys are known (waiting on a DID document holds no slot): few at a
-  // time keeps each job's temporaries short-lived, and RSS with them.
-  concurrency: 8,
-  maxPerRepo: 1000,
-  maxQueuedBytes: 32 * 1024 * 1024,
-  maxParkMs: 120_000,
-  parkBackoffMs: 250,
-  parkMaxBackoffMs: 30_000,
-}
+/** Events a parked repo may hold before it is handed to a resync. */
+const MAX_PER_REPO = 1000
+/** First retry delay of a parked repo (doubling, jittered), and its cap. */
+const PARK_BACKOFF_MS = 250
+const PARK_MAX_BACKOFF_MS = 30_000
+/** How often the cursor is saved when nothing relevant arrives. */
+const CURSOR_INTERVAL_MS = 1000
+/** Effects gathered before a commit is forced even while frames keep coming. */
+const MAX_BATCH = 500
 
 export interface IndexerOptions {
   pool: Pool
@@ -73,17 +68,13 @@ export interface IndexerOptions {
   /** Told when invites were queued for a subject proof; its counters join the status. */
   verifier?: { wake(): void; readonly status: VerifierStatus } | undefined
   /** Schedule a full backfill when events may have been missed (first start, relay change, gaps). */
-  backfillOnGap?: boolean
+  backfillOnGap: boolean
   /** Told when a backfill or resync was requested. */
   onBackfillRequested?: () => void
   /** Reopen a relay connection that sends nothing for this long. */
-  relayIdleTimeoutMs?: number
-  relayMaxBackoffMs?: number
-  /** How often the cursor is saved when nothing relevant arrives. */
-  cursorIntervalMs?: number
-  /** Effects gathered before a commit is forced even while frames keep coming. */
-  maxBatch?: number
-  limits?: Partial<IngestLimits>
+  relayIdleTimeoutMs: number
+  relayMaxBackoffMs: number
+  limits: IngestLimits
   /**
    * Read Jetstream instead of a relay's firehose: every commit event is proven from its repo's
    * host before it counts. `relayUrl` is then the key the cursor is stored under.
@@ -116,8 +107,7 @@ const READ_AHEAD_BYTES = 4 * 1024 * 1024
 const SLICE = 256
 
 export class Indexer {
-  private readonly opts: Required<Omit<IndexerOptions, 'startCursor' | 'verifier' | 'onBackfillRequested' | 'limits' | 'jetstream'>> &
-    Pick<IndexerOptions, 'startCursor' | 'verifier' | 'onBackfillRequested' | 'jetstream'>
+  private readonly opts: IndexerOptions
   private readonly limits: IngestLimits
   private readonly keys: RepoKeys
   private readonly states: RepoStates
@@ -137,8 +127,8 @@ export class Indexer {
   readonly status: IndexerStatus
 
   constructor(opts: IndexerOptions) {
-    this.opts = { cursorIntervalMs: 1000, maxBatch: 500, backfillOnGap: true, relayIdleTimeoutMs: 120_000, relayMaxBackoffMs: 30_000, ...opts }
-    this.limits = { ...DEFAULT_INGEST_LIMITS, ...opts.limits }
+    this.opts = opts
+    this.limits = opts.limits
     this.status = initialStatus(opts.jetstream ? 'jetstream' : 'firehose', opts.relayUrl)
     this.keys = new RepoKeys(this.opts.idResolver)
     this.proofs = opts.jetstream ? new RecordProofs({ idResolver: this.opts.idResolver, keys: this.keys, fetch: opts.jetstream.fetch }) : null
@@ -169,8 +159,8 @@ export class Indexer {
       relayUrl: this.opts.relayUrl,
       log: this.opts.log,
       status: () => this.snapshotStatus(),
-      maxBatch: this.opts.maxBatch,
-      intervalMs: this.opts.cursorIntervalMs,
+      maxBatch: MAX_BATCH,
+      intervalMs: CURSOR_INTERVAL_MS,
       onCommitted: (res, backfillWanted) => {
         this.status.eventsIndexed += res.applied
         this.status.staleIgnored += res.stale
@@ -181,11 +171,11 @@ export class Indexer {
     })
     this.queues = new RepoQueues<Job>({
       concurrency: this.limits.concurrency,
-      maxPerRepo: this.limits.maxPerRepo,
+      maxPerRepo: MAX_PER_REPO,
       maxBytes: this.limits.maxQueuedBytes,
       maxParkMs: this.limits.maxParkMs,
-      baseBackoffMs: this.limits.parkBackoffMs,
-      maxBackoffMs: this.limits.parkMaxBackoffMs,
+      baseBackoffMs: PARK_BACKOFF_MS,
+      maxBackoffMs: PARK_MAX_BACKOFF_MS,
       process: async (did, job) => {
         const effects = await this.events.process(did, job.event)
         this.finish(job, effects)
@@ -294,7 +284,7 @@ export class Indexer {
     const relay = this.relay
     if (!relay) return
     while (!this.stopping) {
-      let frame: Uint8Array | null | undefined = relay.take() ?? (await relay.next(this.opts.cursorIntervalMs))
+      let frame: Uint8Array | null | undefined = relay.take() ?? (await relay.next(CURSOR_INTERVAL_MS))
       for (let n = 0; frame && n < SLICE; n++) {
         this.intake(frame)
         frame = n + 1 < SLICE ? relay.take() : undefined
@@ -303,7 +293,7 @@ export class Indexer {
       this.checkpoint.maybeCommit(this.drained())
       // Back-pressure: processing behind, or the database. The socket pauses meanwhile.
       if (this.queues.activeBytes > READ_AHEAD_BYTES) await this.queues.room(READ_AHEAD_BYTES / 2)
-      while (!this.stopping && this.checkpoint.failures > 0 && this.checkpoint.size > 10 * this.opts.maxBatch) {
+      while (!this.stopping && this.checkpoint.failures > 0 && this.checkpoint.size > 10 * MAX_BATCH) {
         await new Promise((r) => setTimeout(r, 50))
       }
       await immediate()

@@ -150,6 +150,8 @@ export class FirehoseVerdicts {
   /** `#sync`: the repo is now at this signed commit. Anything but what we hold means resync. */
   async sync(evt: SyncEvent, out: Effect[]): Promise<void> {
     if (!isRepoDid(evt.did)) return
+    // A #sync from the future would only make us fetch what its host cannot have yet.
+    if (revInFuture(evt.rev)) return bump(this.v.opts.counts.rejected, 'future-rev')
     const held = await this.v.opts.states.get(evt.did)
     if (!held) {
       // Not tracked: it matters only if it moves past records we hold (a replayed #sync does not).

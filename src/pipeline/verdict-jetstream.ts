@@ -142,6 +142,8 @@ export class JetstreamVerdicts {
 
   async sync(evt: JetstreamSyncEvent, out: Effect[]): Promise<void> {
     if (!isRepoDid(evt.did)) return
+    // A #sync from the future would only make us fetch what its host cannot have yet.
+    if (revInFuture(evt.rev)) return bump(this.v.opts.counts.rejected, 'future-rev')
     const held = await this.v.opts.states.get(evt.did)
     if (held && evt.rev <= held.signed.rev) return
     if (!held) {

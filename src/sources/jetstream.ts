@@ -31,8 +31,8 @@ export interface JetstreamOptions {
   rewindMs: number
   retentionMs: number
   log: Logger
-  idleTimeoutMs?: number
-  maxBackoffMs?: number
+  idleTimeoutMs: number
+  maxBackoffMs: number
 }
 
 export class JetstreamSubscription {
@@ -54,8 +54,8 @@ export class JetstreamSubscription {
       getCursor: opts.getCursor,
       log: opts.log,
       text: true,
-      ...(opts.idleTimeoutMs === undefined ? {} : { idleTimeoutMs: opts.idleTimeoutMs }),
-      ...(opts.maxBackoffMs === undefined ? {} : { maxBackoffMs: opts.maxBackoffMs }),
+      idleTimeoutMs: opts.idleTimeoutMs,
+      maxBackoffMs: opts.maxBackoffMs,
       endpoint: (cursor) => this.endpoint(cursor),
       onRejected: (status, body) => {
         this.refusedWith = status

@@ -15,10 +15,11 @@ export interface RelayOptions {
   heartbeatMs?: number
   /**
    * No frame for this long while we are reading means a stalled relay (the connection may still
-   * answer pings): reopen it.
+   * answer pings): reopen it. RELAY_IDLE_TIMEOUT_MS in the configuration.
    */
-  idleTimeoutMs?: number
-  maxBackoffMs?: number
+  idleTimeoutMs: number
+  /** Cap of the reconnect backoff: RELAY_MAX_BACKOFF_MS in the configuration. */
+  maxBackoffMs: number
   /** Where a connection goes, given the cursor: subscribeRepos on `url` unless told otherwise. */
   endpoint?: (cursor: number | null) => { url: string; protocols?: string[] }
   /** Text messages are the stream (Jetstream's JSON); otherwise only binary frames count. */
@@ -75,7 +76,7 @@ export class RelaySubscription {
   private lastFrameAt = 0
 
   constructor(opts: RelayOptions) {
-    this.opts = { highWater: 500, lowWater: 100, heartbeatMs: 30_000, idleTimeoutMs: 120_000, maxBackoffMs: 30_000, text: false, ...opts }
+    this.opts = { highWater: 500, lowWater: 100, heartbeatMs: 30_000, text: false, ...opts }
   }
 
   start(): void {
