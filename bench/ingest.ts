@@ -175,7 +175,10 @@ const service = async (st: Stream) => {
   const svc = spawnPinnedService(
     {
       DATABASE_URL: db.url, DATABASE_SCHEMA: schema, RELAY_URL: relayUrl, PLC_URL: net.plcUrl, START_CURSOR: '0', BACKFILL_ON_GAP: 'false',
-      SERVICE_DID: PUSH_AUDIENCE, SUBSCRIBE_MAX_CONNECTIONS: String((SUBSCRIBERS ?? 0) + 100), RELAY_MAX_BACKOFF_MS: '100', RATE_LIMIT_MAX: '0',
+      SERVICE_DID: PUSH_AUDIENCE, SUBSCRIBE_MAX_CONNECTIONS: String((SUBSCRIBERS ?? 0) + 100),
+      // The subscribers all come from here, several per account (of 100).
+      SUBSCRIBE_MAX_PER_ADDRESS: String((SUBSCRIBERS ?? 0) + 100), SUBSCRIBE_MAX_PER_DID: String(Math.ceil((SUBSCRIBERS ?? 0) / 100) + 10),
+      RELAY_MAX_BACKOFF_MS: '100', RATE_LIMIT_MAX: '0',
     },
     CONSUMER_CPU,
     {

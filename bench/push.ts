@@ -38,6 +38,9 @@ const schema = `bench_push_${Date.now()}`
 const svc = spawnService({
   ...serviceEnv(schema),
   SUBSCRIBE_MAX_CONNECTIONS: String(SUBSCRIBERS + 100),
+  // Every subscriber comes from this process, several per account.
+  SUBSCRIBE_MAX_PER_ADDRESS: String(SUBSCRIBERS + 100),
+  SUBSCRIBE_MAX_PER_DID: String(Math.ceil(SUBSCRIBERS / DIDS) + 10),
 })
 const address = await svc.address
 const wsUrl = `${address.replace(/^http/, 'ws')}/xrpc/${NSID}`

@@ -126,6 +126,16 @@ export interface Config {
     slowTimeoutMs: number
     heartbeatMs: number
     maxConnections: number
+    /** Concurrent subscriptions of one caller (DID), and of one client address. */
+    maxPerDid: number
+    maxPerAddress: number
+    /**
+     * A token (or a #refresh) whose `exp` is further ahead is refused: anyone can sign a token
+     * for a DID of their own with any `exp`, and a stream lasts until it.
+     */
+    maxTokenTtlSeconds: number
+    /** Connections of the replays' own pool, so that `cursor=0` replays cannot starve the queries. */
+    replayPoolMax: number
   }
   /** Every change POSTed to each URL, HMAC-signed with the secret. */
   webhooks: {
@@ -272,6 +282,11 @@ export const loadConfig = (): Config => {
       slowTimeoutMs: intEnv('SUBSCRIBE_SLOW_TIMEOUT_MS', 10_000, 10, 600_000),
       heartbeatMs: intEnv('SUBSCRIBE_HEARTBEAT_MS', 30_000, 100, 3_600_000),
       maxConnections: intEnv('SUBSCRIBE_MAX_CONNECTIONS', 20_000, 1, 1_000_000),
+      maxPerDid: intEnv('SUBSCRIBE_MAX_PER_DID', 10, 1, 1_000_000),
+      maxPerAddress: intEnv('SUBSCRIBE_MAX_PER_ADDRESS', 100, 1, 1_000_000),
+      // A PDS mints service-auth tokens for at most an hour (60 s by default).
+      maxTokenTtlSeconds: intEnv('SUBSCRIBE_MAX_TOKEN_TTL_SECONDS', 3600, 10, 30 * 86_400),
+      replayPoolMax: intEnv('SUBSCRIBE_REPLAY_POOL_MAX', 2, 1, 100),
     },
     webhooks: {
       urls: webhookUrlsEnv(),

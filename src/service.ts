@@ -54,6 +54,9 @@ export const startService = async (config: Config, log: Logger = createLogger(co
   // A flood of API requests must not take the connections the ingest commits need, nor hold
   // them with slow queries: the API has a pool of its own, and its statements a time limit.
   const apiPool = createPool(databaseUrl, config.databaseSchema, config.api.poolMax, config.api.statementTimeoutMs)
+  // Replays from an old cursor page through the whole feed: a pool of their own, so that a flood
+  // of them queues there and the queries keep theirs.
+  const replayPool = createPool(databaseUrl, config.databaseSchema, config.push.replayPoolMax, config.api.statementTimeoutMs)
   const idResolver = createIdResolver({ plcUrl: config.plcUrl, allowPrivateNetwork: config.allowPrivateNetwork, timeoutMs: config.identityTimeoutMs })
   const lexicons = loadLexicons()
   const deps = { pool, idResolver, lexicons, log }
@@ -187,7 +190,7 @@ export const startService = async (config: Config, log: Logger = createLogger(co
   const campaigner = setInterval(() => void campaign(), config.leaderRetryMs)
   upkeep.start()
   subscriptions = attachSubscriptions(api.server, {
-    pool: apiPool,
+    replayPool,
     lexicons,
     auth,
     fanout,
@@ -226,7 +229,7 @@ export const startService = async (config: Config, log: Logger = createLogger(co
         subscriptions?.close()
         await fanout.stop()
         await api.close()
-        await Promise.all([pool.end(), apiPool.end()])
+        await Promise.all([pool.end(), apiPool.end(), replayPool.end()])
         await embedded?.stop()
       })()
       return stopped

@@ -1,11 +1,21 @@
 import type { Socket } from 'node:net'
+import { Writable } from 'node:stream'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { generateProvenInvites } from '../src/db/bench-data.ts'
-import { createUser, startHarness, testConfig, waitFor, type Harness, type User } from './support/harness.ts'
+import { endpointLabel } from '../src/db/webhook.ts'
+import { createLogger } from '../src/lib/log.ts'
+import { startService } from '../src/service.ts'
+import { createUser, freshSchema, startHarness, testConfig, waitFor, type Harness, type User } from './support/harness.ts'
 import { PushClient } from './support/push-client.ts'
 import { startReceiver } from './support/webhook-receiver.ts'
 
 const SECRET = 'a webhook secret of some length'
+// Where Slack- and Discord-style webhook URLs carry theirs: in the path, or the query.
+const PATH_SECRET = 'XoXb7pathsecret9QzK'
+const QUERY_SECRET = 'qU3rYs3cr3tT0k3n'
+
+/** Where such an endpoint puts its secret. */
+const SECRET_PATH = `/services/T01/B02/${PATH_SECRET}?token=${QUERY_SECRET}`
 
 describe('webhooks', () => {
   let h: Harness
@@ -13,7 +23,7 @@ describe('webhooks', () => {
   let bob: User
   let receiver: Awaited<ReturnType<typeof startReceiver>>
   beforeAll(async () => {
-    receiver = await startReceiver(SECRET, 3)
+    receiver = await startReceiver(SECRET, 3, SECRET_PATH)
     h = await startHarness({ webhooks: { urls: [receiver.url], secret: SECRET, timeoutMs: 2000, backoffBaseMs: 20, maxBackoffMs: 100 } })
     ;[alice, bob] = await Promise.all([createUser('wa'), createUser('wb')])
   })
@@ -50,11 +60,23 @@ describe('webhooks', () => {
     // In feed order, every key of the feed so far once.
     const seqs = ok().map((d) => Number(d.key.split(':')[1]))
     expect([...seqs].sort((a, b) => a - b)).toEqual(seqs)
-    const health = await h.get<{ webhooks: { url: string; failures: number; delivered: number; consecutiveFailures: number; lastError: string }[] }>('_health')
-    expect(health.body.webhooks[0]).toMatchObject({ url: receiver.url, failures: 3, consecutiveFailures: 0, lastError: 'HTTP 500' })
+    const health = await h.get<{ webhooks: { endpoint: string; failures: number; delivered: number; consecutiveFailures: number; lastError: string }[] }>('_health')
+    expect(health.body.webhooks[0]).toMatchObject({ endpoint: endpointLabel(receiver.url), failures: 3, consecutiveFailures: 0, lastError: 'HTTP 500' })
     expect(health.body.webhooks[0]?.delivered).toBeGreaterThanOrEqual(4)
     const metrics = await (await fetch(`${h.service.url}/metrics`)).text()
-    expect(metrics).toContain(`chive_indexer_webhook_failures_total{url="${receiver.url}"} 3`)
+    expect(metrics).toContain(`chive_indexer_webhook_failures_total{endpoint="${endpointLabel(receiver.url)}"} 3`)
+  })
+
+  it('shows an endpoint on the unauthenticated pages as its origin and a hash of its URL, never the secret in it', async () => {
+    const label = endpointLabel(receiver.url)
+    expect(label).toMatch(new RegExp(`^${new URL(receiver.url).origin}/…#[0-9a-f]{8}$`))
+    expect(endpointLabel(receiver.url.replace(PATH_SECRET, 'another'))).not.toBe(label)
+    const pages = [JSON.stringify((await h.get('_health')).body), await (await fetch(`${h.service.url}/metrics`)).text()]
+    for (const page of pages) {
+      expect(page).toContain(label)
+      expect(page).not.toContain(PATH_SECRET)
+      expect(page).not.toContain(QUERY_SECRET)
+    }
   })
 
 
@@ -64,6 +86,29 @@ describe('webhooks', () => {
     h.config.webhooks = { ...h.config.webhooks, urls: [] }
     await h.restart()
     await waitFor(async () => (await urls()).length === 0, 'the unconfigured endpoint to be forgotten')
+  })
+})
+
+describe('webhook log lines', () => {
+  it('name the endpoint by its display form: failures, and endpoints forgotten', async () => {
+    const receiver = await startReceiver(SECRET, Number.POSITIVE_INFINITY, SECRET_PATH)
+    let out = ''
+    const log = createLogger('info', new Writable({ write: (chunk: Buffer, _e, cb) => ((out += chunk.toString()), cb()) }))
+    const config = testConfig(freshSchema(), { webhooks: { urls: [receiver.url], secret: SECRET, timeoutMs: 2000, backoffBaseMs: 20, maxBackoffMs: 100 } })
+    try {
+      const first = await startService(config, log)
+      // The feed has the shared PDS's history: something to deliver, and fail.
+      await waitFor(async () => out.includes('webhook delivery failed'), 'a failure logged', 20_000)
+      await first.stop()
+      const second = await startService({ ...config, webhooks: { ...config.webhooks, urls: [] } }, log)
+      await second.stop()
+    } finally {
+      await receiver.close()
+    }
+    expect(out).toContain('no longer configured')
+    expect(out).toContain(endpointLabel(receiver.url))
+    expect(out).not.toContain(PATH_SECRET)
+    expect(out).not.toContain(QUERY_SECRET)
   })
 })
 

@@ -123,17 +123,18 @@ export const createMetrics = (sources: MetricSources): Metrics => {
   gauge('backfill_in_flight', 'Repos being synced.', () => sources.backfiller.status.inFlight)
 
   const push = sources.push
-  const perUrl = (read: (w: EndpointStatus) => number) => () =>
-    db ? Object.fromEntries(db.webhooks.map((w) => [w.url, read(w)])) : undefined
+  const perEndpoint = (read: (w: EndpointStatus) => number) => () =>
+    db ? Object.fromEntries(db.webhooks.map((w) => [w.endpoint, read(w)])) : undefined
   gauge('push_subscribers', 'Subscriptions this process serves.', () => push?.subscriptions()?.connections ?? 0)
   gauge('push_feed_position', 'Last change-feed id this process has handed to its subscribers.', () => push?.fanout().position)
   gauge('push_listening', '1 while the LISTEN connection for change-feed commits is up.', () => (push?.fanout().listening ? 1 : 0))
   counter('push_frames_sent_total', 'Change frames handed to subscribers.', () => push?.fanout().framesSent ?? 0)
   counter('push_slow_consumers_total', 'Subscribers cut with ConsumerTooSlow.', () => push?.subscriptions()?.slowConsumersCut ?? 0)
-  counterBy('webhook_delivered_total', 'Changes a webhook receiver accepted (2xx), by URL, from Postgres (all replicas).', 'url', perUrl((w) => w.delivered))
-  counterBy('webhook_failures_total', 'Failed webhook attempts, by URL, from Postgres (all replicas).', 'url', perUrl((w) => w.failures))
-  gaugeBy('webhook_consecutive_failures', 'Failed attempts in a row at the next change, by URL.', 'url', perUrl((w) => w.consecutiveFailures))
-  gaugeBy('webhook_pending', 'Change-feed entries after the endpoint\'s position, by URL.', 'url', perUrl((w) => w.pending))
+  // By endpoint: its origin and a hash of its URL, whose path or query may hold a secret.
+  counterBy('webhook_delivered_total', 'Changes a webhook receiver accepted (2xx), by endpoint, from Postgres (all replicas).', 'endpoint', perEndpoint((w) => w.delivered))
+  counterBy('webhook_failures_total', 'Failed webhook attempts, by endpoint, from Postgres (all replicas).', 'endpoint', perEndpoint((w) => w.failures))
+  gaugeBy('webhook_consecutive_failures', 'Failed attempts in a row at the next change, by endpoint.', 'endpoint', perEndpoint((w) => w.consecutiveFailures))
+  gaugeBy('webhook_pending', 'Change-feed entries after the endpoint\'s position, by endpoint.', 'endpoint', perEndpoint((w) => w.pending))
 
   const requests = new Histogram({
     name: PREFIX + 'api_request_duration_seconds',

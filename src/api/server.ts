@@ -84,6 +84,16 @@ export const createApi = (ctx: ApiContext, log: Logger, { limits, metrics }: Api
       void (reply as FastifyReply).status(400).send(xrpcError('InvalidRequest', err.message))
     },
   })
+  // The XRPC methods served, by path, for the 405 of a method asked with the wrong HTTP method.
+  // Fastify's hasRoute reads its argument as a route pattern, so a request path with `*` or
+  // `:` in it would be a (bad) pattern: it threw, and the request got a 500.
+  const xrpcMethods = new Map<string, Set<string>>()
+  app.addHook('onRoute', (route) => {
+    if (!route.url.startsWith('/xrpc/')) return
+    const methods = xrpcMethods.get(route.url) ?? new Set<string>()
+    for (const m of [route.method].flat()) methods.add(m)
+    xrpcMethods.set(route.url, methods)
+  })
   if (metrics) {
     app.addHook('onResponse', async (req, reply) => {
       // Unmatched paths share one label: a scanner must not grow the label set.
@@ -120,7 +130,8 @@ export const createApi = (ctx: ApiContext, log: Logger, { limits, metrics }: Api
     // XRPC convention (as in @atproto/xrpc-server): a method this service does not have is 501;
     // one it has, asked with the wrong HTTP method, says which one it takes (405 with `Allow`).
     if (path.startsWith('/xrpc/')) {
-      const takes = ['GET', 'POST'].find((m) => m !== req.method && app.hasRoute({ method: m as 'GET' | 'POST', url: path }))
+      const served = xrpcMethods.get(path.replace(/\/+$/, ''))
+      const takes = ['GET', 'POST'].find((m) => m !== req.method && served?.has(m))
       if (takes) {
         const kind = takes === 'GET' ? 'a query' : 'a procedure'
         void reply

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto'
 import type { Pool } from './pool.ts'
 import { fencedQuery } from './fence.ts'
 
@@ -7,6 +8,24 @@ import { fencedQuery } from './fence.ts'
  * yet cannot take the endpoints over from its successor, nor move a position.
  */
 
+/**
+ * How an endpoint is shown and logged: Slack- and Discord-style URLs carry their secret in the
+ * path or query (and basic-auth ones in the userinfo), and `_health` and `/metrics` are
+ * unauthenticated. The origin says where deliveries go, a short hash of the whole URL which
+ * endpoint it is (the operator can compute it from the configuration: the first 8 hex digits
+ * of its SHA-256). 32 bits of a hash say nothing useful about a secret of any strength.
+ */
+export const endpointLabel = (url: string): string => {
+  const hash = createHash('sha256').update(url).digest('hex').slice(0, 8)
+  let origin = 'invalid-url'
+  try {
+    origin = new URL(url).origin
+  } catch {
+    // Configured URLs are checked at start; a row written by an older version may not be one.
+  }
+  return `${origin}/…#${hash}`
+}
+
 export interface EndpointLease {
   position: number
   attempts: number
@@ -14,7 +33,8 @@ export interface EndpointLease {
 }
 
 export interface EndpointStatus {
-  url: string
+  /** The endpoint's display form (endpointLabel), never its URL. */
+  endpoint: string
   position: number
   /** Feed entries after its position (some may be for nobody and will be skipped). */
   pending: number
@@ -111,7 +131,7 @@ export const endpointStatus = async (pool: Pool, urls: string[]): Promise<Endpoi
     [urls],
   )
   return res.rows.map((r) => ({
-    url: r.url,
+    endpoint: endpointLabel(r.url),
     position: r.position,
     pending: r.pending,
     consecutiveFailures: r.attempts,

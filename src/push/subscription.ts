@@ -13,21 +13,18 @@ import type { ServiceAuth } from '../api/auth.ts'
 import type { SubscriptionStats } from '../api/context.ts'
 import { XrpcError, invalidRequest, isDatabaseUnavailable } from '../api/errors.ts'
 import { changeFrame, type Fanout, type FeedListener } from './fanout.ts'
-import { assertParams, defined } from '../api/params.ts'
-import { Lru } from '../lib/lru.ts'
 import { TIMER_MAX_MS } from '../lib/backoff.ts'
-import proxyAddr from '@fastify/proxy-addr'
-import type { TrustProxy } from '../config.ts'
 import { SUBSCRIBE_INVITES } from '../atproto/lexicons.ts'
+import { Admission, type AdmissionLimits } from './admission.ts'
+import { BEARER_PROTOCOL, matches, parseParams, tokenOf, type Filter } from './subscription-request.ts'
 
 export { SUBSCRIBE_INVITES }
 
 const PATH = `/xrpc/${SUBSCRIBE_INVITES}`
 
-/** The subprotocol a browser offers beside its token (`new WebSocket(url, ['bearer', token])`); the one we select. */
-export const BEARER_PROTOCOL = 'bearer'
+export { BEARER_PROTOCOL }
 
-export interface SubscriptionLimits {
+export interface SubscriptionLimits extends AdmissionLimits {
   /** Bytes a subscriber may leave unread before it is cut with ConsumerTooSlow. */
   maxBufferedBytes: number
   /** How long a replaying subscriber may take to drain a full buffer before it is cut. */
@@ -36,15 +33,13 @@ export interface SubscriptionLimits {
   heartbeatMs: number
   /** Subscriptions this process serves at once. */
   maxConnections: number
-  /** Connection attempts per client address per window, as for the API's requests; 0: no limit. */
-  rateLimitMax: number
-  rateLimitWindowMs: number
-  /** Which `X-Forwarded-For` hops name the client, as for the API (behind a proxy, the socket is the proxy's). */
-  trustProxy: TrustProxy
+  /** Tokens (and refreshes) whose `exp` is further ahead are refused. */
+  maxTokenTtlSeconds: number
 }
 
 export interface SubscriptionDeps {
-  pool: Pool
+  /** The replays' own pool: a flood of `cursor=0` cannot take the queries' connections. */
+  replayPool: Pool
   lexicons: Lexicons
   auth: ServiceAuth
   fanout: Fanout
@@ -52,52 +47,22 @@ export interface SubscriptionDeps {
   log: Logger
 }
 
-
 const REPLAY_PAGE = 500
 const REFRESH_TYPE = `${SUBSCRIBE_INVITES}#refresh`
 // Policy violation: what @atproto/xrpc-server closes with after an error frame.
 const CLOSE_POLICY = 1008
+// A PDS's clock may run ahead of ours: a token it minted for the longest allowed lifetime still passes.
+const CLOCK_SKEW_SECONDS = 60
 
-interface Filter {
-  invitee?: string | undefined
-  inviter?: string | undefined
-  subjectUri?: string | undefined
-}
-
-const matches = (f: Filter, invite: InviteRow): boolean =>
-  (f.invitee === undefined || invite.invitee === f.invitee) &&
-  (f.inviter === undefined || invite.inviter === f.inviter) &&
-  (f.subjectUri === undefined || invite.subjectUri === f.subjectUri)
-
-const once = (params: URLSearchParams, name: string): string | undefined => {
-  const all = params.getAll(name)
-  if (all.length > 1) throw invalidRequest(`${name} must be given once`)
-  return all[0]
-}
-
-const parseParams = (lexicons: Lexicons, url: URL): Filter & { cursor?: number | undefined } => {
-  for (const name of url.searchParams.keys()) {
-    if (!['cursor', 'invitee', 'inviter', 'subjectUri'].includes(name)) throw invalidRequest(`unknown parameter: ${name}`)
+/**
+ * A stream lasts until its token's `exp`; anyone can sign a token for a DID of their own with any
+ * `exp`, so one further ahead than a PDS would mint is refused (and so is such a #refresh).
+ */
+const boundedLifetime = <T extends { exp: number }>(verified: T, maxSeconds: number): T => {
+  if (verified.exp > Date.now() / 1000 + maxSeconds + CLOCK_SKEW_SECONDS) {
+    throw new XrpcError(401, 'AuthenticationRequired', `the token's exp is more than ${maxSeconds} s ahead: use a shorter-lived token and #refresh it`)
   }
-  const rawCursor = once(url.searchParams, 'cursor')
-  if (rawCursor !== undefined && !/^\d{1,15}$/.test(rawCursor)) throw invalidRequest('cursor must be a non-negative integer')
-  const params = defined({
-    cursor: rawCursor === undefined ? undefined : Number(rawCursor),
-    invitee: once(url.searchParams, 'invitee'),
-    inviter: once(url.searchParams, 'inviter'),
-    subjectUri: once(url.searchParams, 'subjectUri'),
-  })
-  assertParams(lexicons, SUBSCRIBE_INVITES, params)
-  return params
-}
-
-/** The token: `Authorization: Bearer` (servers), or the subprotocol after `bearer` (browsers). */
-const tokenOf = (req: IncomingMessage): string | undefined => {
-  const header = req.headers.authorization
-  if (header !== undefined) return /^Bearer\s+(\S+)\s*$/i.exec(header)?.[1] ?? ''
-  const offered = (req.headers['sec-websocket-protocol'] ?? '').split(',').map((p) => p.trim())
-  if (!offered.includes(BEARER_PROTOCOL)) return undefined
-  return offered.find((p) => p !== BEARER_PROTOCOL && p !== '')
+  return verified
 }
 
 const errorFrame = (error: string, message: string): Uint8Array => new ErrorFrame({ error, message }).toBytes()
@@ -133,37 +98,32 @@ export const attachSubscriptions = (server: Server, deps: SubscriptionDeps) => {
   }, limits.heartbeatMs)
   heartbeat.unref()
 
-  // Upgrades do not pass through Fastify, so its rate limiter does not see them: each attempt
-  // costs a token check (and, for an unknown issuer, a DID document fetch), so it is limited here.
-  const attempts = new Lru<string, { count: number; resetAt: number }>(100_000)
-  // The same addresses the API's limiter counts: every subscriber behind one proxy is not one client.
-  const trust = limits.trustProxy
-  const clientAddress = (req: IncomingMessage): string =>
-    trust === false ? (req.socket.remoteAddress ?? '') : proxyAddr(req, typeof trust === 'number' ? (_addr, hop) => hop < trust : trust)
-  const limited = (address: string): number | null => {
-    if (limits.rateLimitMax <= 0) return null
-    const now = Date.now()
-    let entry = attempts.get(address)
-    if (!entry || entry.resetAt <= now) attempts.set(address, (entry = { count: 0, resetAt: now + limits.rateLimitWindowMs }))
-    entry.count++
-    return entry.count > limits.rateLimitMax ? Math.ceil((entry.resetAt - now) / 1000) : null
-  }
+  const admission = new Admission(limits)
   const answer = (socket: Duplex, status: string, error: string, message: string, headers = '') => {
     const body = JSON.stringify({ error, message })
     socket.end(`HTTP/1.1 ${status}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n${headers}Connection: close\r\n\r\n${body}`)
   }
 
   const onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer) => {
-    const url = new URL(req.url ?? '/', 'http://localhost')
+    let url: URL
+    try {
+      url = new URL(req.url ?? '/', 'http://localhost')
+    } catch {
+      // A target such as `//[` is no URL: thrown here, it would take the process down.
+      answer(socket, '400 Bad Request', 'InvalidRequest', 'malformed request target')
+      return
+    }
     if (url.pathname !== PATH && url.pathname !== `${PATH}/`) {
       answer(socket, '404 Not Found', 'NotFound', `no subscription at ${url.pathname}`)
       return
     }
-    const retryAfter = limited(clientAddress(req))
-    if (retryAfter !== null) {
-      answer(socket, '429 Too Many Requests', 'RateLimitExceeded', `at most ${limits.rateLimitMax} connections per ${limits.rateLimitWindowMs / 1000} s; retry in ${retryAfter} s`, `Retry-After: ${retryAfter}\r\n`)
+    const address = admission.clientAddress(req)
+    const refusal = admission.admitAddress(address)
+    if (refusal) {
+      answer(socket, refusal.status, refusal.error, refusal.message, refusal.headers)
       return
     }
+    socket.once('close', () => admission.releaseAddress(address))
     socket.on('error', () => socket.destroy())
     wss.handleUpgrade(req, socket, head, (ws) => {
       alive.set(ws, true)
@@ -176,6 +136,7 @@ export const attachSubscriptions = (server: Server, deps: SubscriptionDeps) => {
   const serve = async (ws: WebSocket, req: IncomingMessage, url: URL, socket: Socket): Promise<void> => {
     let listener: FeedListener | null = null
     let expiry: NodeJS.Timeout | null = null
+    let admitted: string | null = null
     let ended = false
     stats.connections++
     ws.on('error', () => {})
@@ -185,6 +146,7 @@ export const attachSubscriptions = (server: Server, deps: SubscriptionDeps) => {
       stats.connections--
       if (listener) deps.fanout.remove(listener)
       if (expiry) clearTimeout(expiry)
+      if (admitted !== null) admission.releaseCaller(admitted)
       if (error !== undefined && ws.readyState === WebSocket.OPEN) {
         ws.send(errorFrame(error, message ?? error))
         ws.close(CLOSE_POLICY, error)
@@ -199,6 +161,8 @@ export const attachSubscriptions = (server: Server, deps: SubscriptionDeps) => {
       stats.refused++
       if (err instanceof XrpcError) return end(err.error, err.message)
       if (isDatabaseUnavailable(err)) return end('ServiceUnavailable', 'the database is unavailable; reconnect with the last seq as cursor')
+      // The replay's read ran past the statement timeout: the database is busy.
+      if ((err as { code?: unknown }).code === '57014') return end('ServiceUnavailable', 'the replay timed out; reconnect with the last seq as cursor')
       log.error({ err }, 'subscription failed')
       end('InternalServerError', 'internal error')
     }
@@ -209,7 +173,7 @@ export const attachSubscriptions = (server: Server, deps: SubscriptionDeps) => {
       const params = parseParams(deps.lexicons, url)
       const token = tokenOf(req)
       if (!token) throw new XrpcError(401, 'AuthenticationRequired', "a service-auth token is required: 'Authorization: Bearer <token>' or the subprotocols ['bearer', <token>]")
-      const caller = await deps.auth.verifyToken(token, SUBSCRIBE_INVITES)
+      const caller = boundedLifetime(await deps.auth.verifyToken(token, SUBSCRIBE_INVITES), limits.maxTokenTtlSeconds)
       const filter: Filter = { invitee: params.invitee, inviter: params.inviter, subjectUri: params.subjectUri }
       const scoped = filter.invitee !== undefined || filter.inviter !== undefined || filter.subjectUri !== undefined
       const subjectAuthor = filter.subjectUri === undefined ? undefined : new AtUri(filter.subjectUri).host
@@ -217,6 +181,10 @@ export const attachSubscriptions = (server: Server, deps: SubscriptionDeps) => {
         throw new XrpcError(403, 'Forbidden', 'the stream must be scoped to the caller: invitee, inviter or subjectUri authored by the caller')
       }
       if (ended) return
+      if (!admission.admitCaller(caller.did)) {
+        throw new XrpcError(429, 'RateLimitExceeded', `at most ${limits.maxPerDid} open subscriptions per caller; close one first`)
+      }
+      admitted = caller.did
       const expireAt = (exp: number) => {
         if (expiry) clearTimeout(expiry)
         if (ended) return
@@ -241,7 +209,7 @@ export const attachSubscriptions = (server: Server, deps: SubscriptionDeps) => {
         if (msg.$type !== REFRESH_TYPE || typeof msg.token !== 'string') {
           throw invalidRequest(`the only message a client may send is a JSON ${REFRESH_TYPE} with a token`)
         }
-        const renewed = await deps.auth.verifyToken(msg.token, SUBSCRIBE_INVITES)
+        const renewed = boundedLifetime(await deps.auth.verifyToken(msg.token, SUBSCRIBE_INVITES), limits.maxTokenTtlSeconds)
         if (renewed.did !== caller.did) throw new XrpcError(403, 'Forbidden', 'a refresh must come from the same caller')
         expireAt(renewed.exp)
       }
@@ -280,7 +248,7 @@ export const attachSubscriptions = (server: Server, deps: SubscriptionDeps) => {
       // everything up to what Postgres holds now, which includes all the fanout had read.
       deps.fanout.add(listener)
       if (params.cursor !== undefined) {
-        const bounds = await feedBounds(deps.pool)
+        const bounds = await feedBounds(deps.replayPool)
         if (params.cursor > bounds.head) return end('FutureCursor', `cursor ${params.cursor} is ahead of the feed (${bounds.head})`)
         let position = params.cursor
         if (position < bounds.purgedThrough) {
@@ -288,7 +256,7 @@ export const attachSubscriptions = (server: Server, deps: SubscriptionDeps) => {
           position = bounds.purgedThrough
         }
         for (;;) {
-          const page = await changesAfter(deps.pool, position, REPLAY_PAGE, caller.did)
+          const page = await changesAfter(deps.replayPool, position, REPLAY_PAGE, caller.did)
           for (const change of page) {
             position = change.id
             if (ended) return

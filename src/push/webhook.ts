@@ -4,7 +4,7 @@ import { parseRetryAfter, retryDelay } from '../lib/backoff.ts'
 import type { Pool } from '../db/pool.ts'
 import { changesAfter, feedBounds, type InviteChange } from '../db/changes.ts'
 import type { InviteRow } from '../db/queries.ts'
-import { forgetEndpoints, leaseEndpoint, recordDelivered, recordFailure, registerEndpoints, releaseEndpoint, takeOverEndpoints } from '../db/webhook.ts'
+import { endpointLabel, forgetEndpoints, leaseEndpoint, recordDelivered, recordFailure, registerEndpoints, releaseEndpoint, takeOverEndpoints } from '../db/webhook.ts'
 import { FencedError } from '../db/fence.ts'
 import { changeMessage } from './fanout.ts'
 import { SUBSCRIBE_INVITES } from './subscription.ts'
@@ -59,7 +59,7 @@ export class WebhookDelivery {
   /** Run by the ingest leader: the endpoints' leases of a predecessor (dead, or deposed) are taken over. */
   async start(): Promise<void> {
     const forgotten = await forgetEndpoints(this.opts.pool, this.opts.urls)
-    if (forgotten.length > 0) this.opts.log.info({ urls: forgotten }, 'webhook endpoints no longer configured: forgotten (the change feed is no longer kept for them)')
+    if (forgotten.length > 0) this.opts.log.info({ endpoints: forgotten.map(endpointLabel) }, 'webhook endpoints no longer configured: forgotten (the change feed is no longer kept for them)')
     if (this.opts.urls.length === 0) return
     this.stopped = false
     await registerEndpoints(this.opts.pool, this.opts.urls)
@@ -93,7 +93,7 @@ export class WebhookDelivery {
       } catch (err) {
         // Another replica leads and delivers; this one is being stopped.
         if (err instanceof FencedError) return
-        this.opts.log.warn({ url, err: (err as Error).message }, 'webhook delivery step failed; retrying')
+        this.opts.log.warn({ endpoint: endpointLabel(url), err: (err as Error).message }, 'webhook delivery step failed; retrying')
         await this.sleep(this.opts.pollMs)
       }
     }
@@ -122,7 +122,7 @@ export class WebhookDelivery {
         continue
       }
       const delay = retryDelay(attempts + 1, this.opts.backoffBaseMs, this.opts.maxBackoffMs, outcome.retryAfterMs)
-      this.opts.log.warn({ url, seq: change.id, attempt: attempts + 1, error: outcome.error, retryInMs: delay }, 'webhook delivery failed')
+      this.opts.log.warn({ endpoint: endpointLabel(url), seq: change.id, attempt: attempts + 1, error: outcome.error, retryInMs: delay }, 'webhook delivery failed')
       await recordFailure(pool, url, this.owner, outcome.error, delay)
       return
     }

@@ -181,7 +181,7 @@ export const testConfig = (schema: string, overrides: Partial<Config> = {}): Con
   retention: { days: 30, intervalMs: 3_600_000, expiryIntervalMs: 3_600_000 },
   // Property tests send hundreds of requests from one address; rate-limit tests set their own.
   api: { rateLimitMax: 0, rateLimitWindowMs: 60_000, requestTimeoutMs: 15_000, maxHeaderBytes: 16 * 1024, statementTimeoutMs: 5000, poolMax: 8, trustProxy: false },
-  push: { pollMs: 1000, maxBufferedBytes: 1024 * 1024, slowTimeoutMs: 10_000, heartbeatMs: 30_000, maxConnections: 20_000 },
+  push: { pollMs: 1000, maxBufferedBytes: 1024 * 1024, slowTimeoutMs: 10_000, heartbeatMs: 30_000, maxConnections: 20_000, maxPerDid: 10, maxPerAddress: 100, maxTokenTtlSeconds: 3600, replayPoolMax: 2 },
   webhooks: { urls: [], secret: undefined, timeoutMs: 5000, backoffBaseMs: 1000, maxBackoffMs: 300_000 },
   version: 'test',
   ...overrides,

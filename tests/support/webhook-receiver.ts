@@ -9,8 +9,11 @@ export interface Delivery {
   signed: boolean
 }
 
-/** A webhook receiver that fails its first `failures` requests (500), then accepts. */
-export const startReceiver = async (secret: string, failures = 0) => {
+/**
+ * A webhook receiver that fails its first `failures` requests (500), then accepts; `path` (and
+ * query) is where an endpoint's URL may carry a secret of its own.
+ */
+export const startReceiver = async (secret: string, failures = 0, path = '/hook') => {
   const deliveries: Delivery[] = []
   const server: Server = createServer((req: IncomingMessage, res) => {
     let body = ''
@@ -24,5 +27,5 @@ export const startReceiver = async (secret: string, failures = 0) => {
     })
   })
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`, deliveries, close: () => new Promise((r) => server.close(r)) }
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}${path}`, deliveries, close: () => new Promise((r) => server.close(r)) }
 }

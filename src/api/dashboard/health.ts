@@ -123,10 +123,10 @@ const pushPanel = (p: PushView): Html => html`<section class="card" aria-labelle
 <h3 style="margin-top:14px">Webhooks</h3>
 ${p.webhooks.length === 0
   ? html`<p class="muted">No webhook configured (WEBHOOK_URLS).</p>`
-  : html`<table><thead><tr><th scope="col">URL</th><th scope="col">State</th><th scope="col">Pending</th><th scope="col">Delivered</th>
+  : html`<table><thead><tr><th scope="col">Endpoint</th><th scope="col">State</th><th scope="col">Pending</th><th scope="col">Delivered</th>
 <th scope="col">Failed attempts</th><th scope="col">Last error</th><th scope="col">Next attempt (UTC)</th></tr></thead><tbody>
 ${p.webhooks.map(
-  (w) => html`<tr><td class="mono">${w.url}</td><td>${w.consecutiveFailures > 0
+  (w) => html`<tr><td class="mono">${w.endpoint}</td><td>${w.consecutiveFailures > 0
     ? html`<span class="badge bad">failing</span> <span class="muted">${w.consecutiveFailures}× in a row since ${time(w.failingSince?.toISOString())}</span>`
     : html`<span class="badge ok">delivering</span>`}</td>
 <td>${w.pending}</td><td>${w.delivered}</td><td>${w.failures}</td><td>${w.lastError ?? '—'}</td><td>${w.consecutiveFailures > 0 ? time(w.nextAttemptAt.toISOString()) : '—'}</td></tr>`,
