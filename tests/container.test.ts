@@ -125,6 +125,15 @@ describe('docker-compose.yml', () => {
     expect(url.pathname.slice(1)).toBe(pg.environment.POSTGRES_DB)
     expect(indexer.ports.some((p) => p.endsWith(`:${indexer.environment.PORT}`))).toBe(true)
   })
+
+  it("passes the operator's moderator and webhook settings through, with none committed", () => {
+    const indexer = compose.services.indexer as { environment: Record<string, string> }
+    // Without one of the first two nobody can enter the dashboard.
+    for (const name of ['ADMIN_PASSWORD', 'MODERATOR_DIDS', 'WEBHOOK_URLS', 'WEBHOOK_SECRET']) {
+      expect(indexer.environment[name], name).toBe(`\${${name}:-}`)
+    }
+    expect(read('.gitignore').split('\n')).toContain('.env')
+  })
 })
 
 const exec = promisify(execFile)
