@@ -1,5 +1,5 @@
 import path from 'node:path'
-import { streamKey, type Config } from './config.ts'
+import { isPrivateHost, streamKey, type Config } from './config.ts'
 import { createLogger, type Logger } from './lib/log.ts'
 import { startEmbeddedPostgres, type EmbeddedDb } from './db/embedded.ts'
 import { migrate } from './db/migrate.ts'
@@ -199,6 +199,10 @@ export const startService = async (config: Config, log: Logger = createLogger(co
   // Otherwise the first sign of it is a moderator who cannot sign in.
   if (config.admin.password === undefined && config.admin.moderatorDids.length === 0) {
     log.warn('neither ADMIN_PASSWORD nor MODERATOR_DIDS is set: nobody can use the admin API or the dashboard')
+  }
+  const privateSources = [config.relayUrl, config.plcUrl, ...(config.jetstream?.urls ?? [])].filter(isPrivateHost)
+  if (privateSources.length > 0 && !config.allowPrivateNetwork) {
+    log.warn({ urls: privateSources }, 'a source is on a private address, but DID documents and PDSes there are refused: set ALLOW_PRIVATE_NETWORK=true if they live on that network too')
   }
   const url = new URL(address)
   if (url.hostname === '0.0.0.0' || url.hostname === '[::]') url.hostname = '127.0.0.1'

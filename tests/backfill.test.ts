@@ -34,6 +34,7 @@ const runCli = (h: Harness, args: string[]) =>
         RELAY_URL: h.config.relayUrl,
         BACKFILL_URL: h.config.backfill.url,
         PLC_URL: h.config.plcUrl,
+        ALLOW_PRIVATE_NETWORK: 'true',
         LOG_LEVEL: process.env.CLI_LOG_LEVEL ?? 'warn',
       },
       stdio: ['ignore', 'pipe', 'pipe'],
