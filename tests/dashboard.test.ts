@@ -145,6 +145,21 @@ describe('the moderator dashboard in Chromium', () => {
     await shot('5-health', true)
   })
 
+  it('gives the Lag figure and the latest point of the lag chart the same value', async () => {
+    // This minute's lag peaked at 102 s and is caught up since (the live ingester keeps it so).
+    await h.service.pool.query(
+      `INSERT INTO ingest_sample (relay_url, minute, seq_first, seq_last, lag_last, lag_max)
+       SELECT relay_url, date_trunc('minute', now()), seq, seq, 0, 102 FROM relay_cursor WHERE relay_url = $1
+       ON CONFLICT (relay_url, minute) DO UPDATE SET lag_last = 0, lag_max = 102`,
+      [h.config.relayUrl],
+    )
+    await page.goto(`${h.service.url}/admin/health`)
+    const figure = await page.locator('.metric').filter({ hasText: /^Lag/ }).locator('b').innerText()
+    const chart = page.locator('figure.chart').filter({ has: page.locator('figcaption > b', { hasText: /^Lag$/ }) })
+    expect(await chart.locator('.latest').innerText()).toBe(figure)
+    expect(figure).toMatch(/^\d+ s$/)
+  })
+
   it('shows push: subscribers, and each webhook endpoint failing with its error', async () => {
     await page.goto(`${h.service.url}/admin/health`)
     const push = page.getByRole('region', { name: 'Push' })
