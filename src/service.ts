@@ -15,6 +15,7 @@ import { createApi } from './api/server.ts'
 import { LeaderLock } from './db/leader.ts'
 import { fenceWrites } from './db/fence.ts'
 import { ModeratorAuth } from './api/admin-auth.ts'
+import { HandleNames } from './api/dashboard/handles.ts'
 import { Upkeep } from './workers/upkeep.ts'
 import { createMetrics, type Metrics } from './api/metrics.ts'
 import { cachedFor } from './api/cache.ts'
@@ -172,6 +173,7 @@ export const startService = async (config: Config, log: Logger = createLogger(co
       moderators: new ModeratorAuth(config.admin, auth, log.child({ component: 'admin' })),
       admin: config.admin,
       push,
+      handles: new HandleNames(idResolver),
     },
     log,
     { limits: config.api, metrics },
