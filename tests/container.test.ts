@@ -185,3 +185,20 @@ describe('the production install', () => {
     }
   }, 300_000)
 })
+
+describe('npm on an older Node than the project needs', () => {
+  const pkg = JSON.parse(read('package.json')) as { scripts: { preinstall: string } }
+  const preinstall = (userAgent: string, omit = '') =>
+    exec('sh', ['-c', pkg.scripts.preinstall], { cwd: ROOT, env: { ...process.env, npm_config_user_agent: userAgent, npm_config_omit: omit } })
+
+  it('says in one sentence why the engine warnings are harmless, instead of some 270 lines of them', async () => {
+    // npm cannot hide one warning code alone: its warnings are hidden, and the sentence says so.
+    expect(read('.npmrc')).toMatch(/^loglevel=error$/m)
+    const old = await preinstall('npm/11.19.1 node/v20.20.2 linux x64 workspaces/false')
+    expect(old.stderr.trim().split('\n')).toHaveLength(1)
+    expect(old.stderr).toMatch(/Node 20\.20\.2 .*Node 24 of the node devDependency.*EBADENGINE.*harmless/)
+    // Without the devDependencies nothing brings Node 24: the sentence says to install it.
+    expect((await preinstall('npm/11.19.1 node/v20.20.2 linux x64 workspaces/false', 'dev')).stderr).toMatch(/install Node 24/)
+    expect((await preinstall('npm/11.6.2 node/v24.21.0 linux x64 workspaces/false')).stderr).toBe('')
+  })
+})
