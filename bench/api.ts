@@ -34,6 +34,7 @@ const env = {
   // Nothing to ingest: the data is generated straight into the tables.
   RELAY_URL: 'ws://127.0.0.1:9',
   PLC_URL: net.plcUrl,
+  ALLOW_PRIVATE_NETWORK: 'true',
   SERVICE_DID,
   LOG_LEVEL: 'info',
   BACKFILL_ON_GAP: 'false',

@@ -174,7 +174,7 @@ const service = async (st: Stream) => {
   const schema = `bench_ingest_svc_${st.name}_${Date.now()}`
   const svc = spawnPinnedService(
     {
-      DATABASE_URL: db.url, DATABASE_SCHEMA: schema, RELAY_URL: relayUrl, PLC_URL: net.plcUrl, START_CURSOR: '0', BACKFILL_ON_GAP: 'false',
+      DATABASE_URL: db.url, DATABASE_SCHEMA: schema, RELAY_URL: relayUrl, PLC_URL: net.plcUrl, ALLOW_PRIVATE_NETWORK: 'true', START_CURSOR: '0', BACKFILL_ON_GAP: 'false',
       SERVICE_DID: PUSH_AUDIENCE, SUBSCRIBE_MAX_CONNECTIONS: String((SUBSCRIBERS ?? 0) + 100),
       // The subscribers all come from here, several per account (of 100).
       SUBSCRIBE_MAX_PER_ADDRESS: String((SUBSCRIBERS ?? 0) + 100), SUBSCRIBE_MAX_PER_DID: String(Math.ceil((SUBSCRIBERS ?? 0) / 100) + 10),

@@ -79,6 +79,7 @@ const stamp = Date.now()
 const common = {
   DATABASE_URL: db.url,
   PLC_URL: net.plcUrl,
+  ALLOW_PRIVATE_NETWORK: 'true',
   SERVICE_DID,
   LOG_LEVEL: 'info',
   // No full backfill of the local network: both read the same live window, nothing else.

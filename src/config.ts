@@ -1,9 +1,9 @@
 import { readFileSync } from 'node:fs'
-import { boolEnv, env, intEnv, moderatorDidsEnv, schemaEnv, trustProxyEnv, webhookUrlsEnv, type TrustProxy } from './config/env.ts'
-import { httpBase, isPrivateHost, looksLikeJetstream, normaliseJetstreamUrl, normaliseRelayUrl } from './config/urls.ts'
+import { boolEnv, env, intEnv, moderatorDidsEnv, numberEnv, schemaEnv, trustProxyEnv, webhookUrlsEnv, type TrustProxy } from './config/env.ts'
+import { httpBase, looksLikeJetstream, normaliseJetstreamUrl, normaliseRelayUrl } from './config/urls.ts'
 
 export { parseTrustProxy, type TrustProxy } from './config/env.ts'
-export { httpBase, looksLikeJetstream, normaliseJetstreamUrl, normaliseRelayUrl } from './config/urls.ts'
+export { httpBase, isPrivateHost, looksLikeJetstream, normaliseJetstreamUrl, normaliseRelayUrl } from './config/urls.ts'
 
 export interface Config {
   /** Postgres URL; undefined means: run an embedded Postgres under `dataDir`. */
@@ -26,7 +26,7 @@ export interface Config {
   host: string
   serviceDid: string
   logLevel: string
-  /** Allow DID documents and PDSes on loopback / private addresses (tests, local networks). */
+  /** Allow DID documents and PDSes on loopback / private addresses (tests, local networks); never implied. */
   allowPrivateNetwork: boolean
   /** How often a replica that does not ingest tries to take over. */
   leaderRetryMs: number
@@ -158,6 +158,14 @@ const packageVersion = (): string => {
   return pkg.version
 }
 
+/** Hours, fractions too (0.05: every 3 minutes); 0 turns reconciliation off. */
+const reconcileHoursEnv = (): number => {
+  const hours = numberEnv('JETSTREAM_RECONCILE_HOURS', 24, 0, 24 * 365)
+  // Below that, every tracked repo's host would be asked for its records many times a minute.
+  if (hours > 0 && hours < 0.01) throw new Error(`JETSTREAM_RECONCILE_HOURS must be 0 (never) or at least 0.01 (36 s), got "${env('JETSTREAM_RECONCILE_HOURS')}"`)
+  return Math.round(hours * 3_600_000)
+}
+
 const jetstreamEnv = (relayRaw: string | undefined): Config['jetstream'] => {
   const listed = env('JETSTREAM_URL')
   const raw = listed ?? (relayRaw !== undefined && looksLikeJetstream(relayRaw) ? relayRaw : undefined)
@@ -176,7 +184,7 @@ const jetstreamEnv = (relayRaw: string | undefined): Config['jetstream'] => {
     urls: [...new Set(urls)],
     rewindMs: intEnv('JETSTREAM_REWIND_MS', 5000, 0, 3_600_000),
     retentionMs: intEnv('JETSTREAM_RETENTION_HOURS', 24, 1, 24 * 365) * 3_600_000,
-    reconcileMs: intEnv('JETSTREAM_RECONCILE_HOURS', 24, 0, 24 * 365) * 3_600_000,
+    reconcileMs: reconcileHoursEnv(),
   }
 }
 
@@ -212,11 +220,9 @@ export const loadConfig = (): Config => {
     host: env('HOST') ?? '0.0.0.0',
     serviceDid: env('SERVICE_DID') ?? 'did:web:localhost',
     logLevel: env('LOG_LEVEL') ?? 'info',
-    // A relay on a private address is a local network: its PDSes and PLC live there too.
-    allowPrivateNetwork: boolEnv(
-      'ALLOW_PRIVATE_NETWORK',
-      isPrivateHost(relayUrl) || isPrivateHost(plcUrl) || (jetstream?.urls.some(isPrivateHost) ?? false),
-    ),
+    // Only when the operator says so: DID documents are written by anyone, and a private relay
+    // (reached whatever this says) must not open identity and PDS fetches to the private network.
+    allowPrivateNetwork: boolEnv('ALLOW_PRIVATE_NETWORK', false),
     leaderRetryMs: intEnv('LEADER_RETRY_MS', 2000, 50, 600_000),
     leaderCheckMs: intEnv('LEADER_CHECK_MS', 2000, 50, 600_000),
     relayIdleTimeoutMs: intEnv('RELAY_IDLE_TIMEOUT_MS', 120_000, 100, 3_600_000),

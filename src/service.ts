@@ -1,5 +1,5 @@
 import path from 'node:path'
-import { streamKey, type Config } from './config.ts'
+import { isPrivateHost, streamKey, type Config } from './config.ts'
 import { createLogger, type Logger } from './lib/log.ts'
 import { startEmbeddedPostgres, type EmbeddedDb } from './db/embedded.ts'
 import { migrate } from './db/migrate.ts'
@@ -15,6 +15,7 @@ import { createApi } from './api/server.ts'
 import { LeaderLock } from './db/leader.ts'
 import { fenceWrites } from './db/fence.ts'
 import { ModeratorAuth } from './api/admin-auth.ts'
+import { HandleNames } from './api/dashboard/handles.ts'
 import { Upkeep } from './workers/upkeep.ts'
 import { createMetrics, type Metrics } from './api/metrics.ts'
 import { cachedFor } from './api/cache.ts'
@@ -175,6 +176,7 @@ export const startService = async (config: Config, log: Logger = createLogger(co
       moderators: new ModeratorAuth(config.admin, auth, log.child({ component: 'admin' })),
       admin: config.admin,
       push,
+      handles: new HandleNames(idResolver),
     },
     log,
     { limits: config.api, metrics },
@@ -202,6 +204,10 @@ export const startService = async (config: Config, log: Logger = createLogger(co
   // Otherwise the first sign of it is a moderator who cannot sign in.
   if (config.admin.password === undefined && config.admin.moderatorDids.length === 0) {
     log.warn('neither ADMIN_PASSWORD nor MODERATOR_DIDS is set: nobody can use the admin API or the dashboard')
+  }
+  const privateSources = [config.relayUrl, config.plcUrl, ...(config.jetstream?.urls ?? [])].filter(isPrivateHost)
+  if (privateSources.length > 0 && !config.allowPrivateNetwork) {
+    log.warn({ urls: privateSources }, 'a source is on a private address, but DID documents and PDSes there are refused: set ALLOW_PRIVATE_NETWORK=true if they live on that network too')
   }
   const url = new URL(address)
   if (url.hostname === '0.0.0.0' || url.hostname === '[::]') url.hostname = '127.0.0.1'

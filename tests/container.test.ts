@@ -125,6 +125,15 @@ describe('docker-compose.yml', () => {
     expect(url.pathname.slice(1)).toBe(pg.environment.POSTGRES_DB)
     expect(indexer.ports.some((p) => p.endsWith(`:${indexer.environment.PORT}`))).toBe(true)
   })
+
+  it("passes the operator's moderator and webhook settings through, with none committed", () => {
+    const indexer = compose.services.indexer as { environment: Record<string, string> }
+    // Without one of the first two nobody can enter the dashboard.
+    for (const name of ['ADMIN_PASSWORD', 'MODERATOR_DIDS', 'WEBHOOK_URLS', 'WEBHOOK_SECRET']) {
+      expect(indexer.environment[name], name).toBe(`\${${name}:-}`)
+    }
+    expect(read('.gitignore').split('\n')).toContain('.env')
+  })
 })
 
 const exec = promisify(execFile)
@@ -175,4 +184,21 @@ describe('the production install', () => {
       await rm(dir, { recursive: true, force: true })
     }
   }, 300_000)
+})
+
+describe('npm on an older Node than the project needs', () => {
+  const pkg = JSON.parse(read('package.json')) as { scripts: { preinstall: string } }
+  const preinstall = (userAgent: string, omit = '') =>
+    exec('sh', ['-c', pkg.scripts.preinstall], { cwd: ROOT, env: { ...process.env, npm_config_user_agent: userAgent, npm_config_omit: omit } })
+
+  it('says in one sentence why the engine warnings are harmless, instead of some 270 lines of them', async () => {
+    // npm cannot hide one warning code alone: its warnings are hidden, and the sentence says so.
+    expect(read('.npmrc')).toMatch(/^loglevel=error$/m)
+    const old = await preinstall('npm/11.19.1 node/v20.20.2 linux x64 workspaces/false')
+    expect(old.stderr.trim().split('\n')).toHaveLength(1)
+    expect(old.stderr).toMatch(/Node 20\.20\.2 .*Node 24 of the node devDependency.*EBADENGINE.*harmless/)
+    // Without the devDependencies nothing brings Node 24: the sentence says to install it.
+    expect((await preinstall('npm/11.19.1 node/v20.20.2 linux x64 workspaces/false', 'dev')).stderr).toMatch(/install Node 24/)
+    expect((await preinstall('npm/11.6.2 node/v24.21.0 linux x64 workspaces/false')).stderr).toBe('')
+  })
 })

@@ -44,6 +44,7 @@ export const startWriteBench = async () => {
       DATABASE_SCHEMA: schema,
       RELAY_URL: net.pdsUrl,
       PLC_URL: net.plcUrl,
+      ALLOW_PRIVATE_NETWORK: 'true',
       SERVICE_DID: BENCH_SERVICE_DID,
       LOG_LEVEL: 'info',
       BACKFILL_ON_GAP: 'false',

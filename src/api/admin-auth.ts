@@ -78,12 +78,14 @@ export class ModeratorAuth {
     if (header === undefined) {
       throw authRequired('admin methods require HTTP Basic with the admin password or a moderator service-auth token')
     }
+    const basic = /^Basic\s/i.test(header)
+    // Not a wrong guess (no guess can be right): said as such, and not counted, as at sign-in.
+    if (basic && !this.passwordConfigured) throw authRequired(NO_PASSWORD)
     try {
-      if (/^Basic\s/i.test(header)) {
+      if (basic) {
         const decoded = Buffer.from(header.replace(/^Basic\s+/i, '').trim(), 'base64').toString('utf8')
         const colon = decoded.indexOf(':')
         const user = colon === -1 ? '' : decoded.slice(0, colon)
-        if (!this.passwordConfigured) throw authRequired(NO_PASSWORD)
         if (colon === -1 || !this.passwordMatches(decoded.slice(colon + 1))) throw authRequired('wrong admin password')
         return { actor: user.trim() || 'admin', kind: 'password' }
       }

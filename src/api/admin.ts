@@ -123,6 +123,8 @@ const counts = (value: unknown): Record<string, number> =>
 const sum = (record: Record<string, number>): number => Object.values(record).reduce((a, b) => a + b, 0)
 
 /** The ingester's health as the last status commit left it, with the last hour per minute. */
+const roundLag = (seconds: number | null): number | undefined => (seconds === null ? undefined : Math.round(seconds))
+
 export const firehoseStatus = async (ctx: ApiContext) => {
   const [state, queue, lag, history, backfill] = await Promise.all([
     readRelayState(ctx.pool, ctx.relayUrl),
@@ -150,7 +152,9 @@ export const firehoseStatus = async (ctx: ApiContext) => {
     cursorUpdatedAt: iso(state.updatedAt),
     statusAgeSeconds: ageSeconds,
     connected: s.connected === true && ageSeconds !== undefined && ageSeconds <= STATUS_STALE_SECONDS,
-    lagSeconds: lag === null ? undefined : Math.round(lag),
+    // The history's latest point when it has one (the same row, read in the same query), so
+    // that the figure and the chart's last point never disagree.
+    lagSeconds: roundLag(history.length > 0 ? (history[history.length - 1]?.lagSeconds ?? null) : lag),
     reconnects: num(s.reconnects),
     lastDisconnectReason: str(s.lastDisconnectReason),
     lastEventTime: str(s.lastEventTime),
@@ -175,7 +179,7 @@ export const firehoseStatus = async (ctx: ApiContext) => {
       defined({
         minute: p.minute.toISOString(),
         events: p.events,
-        lagSeconds: p.lagSeconds === null ? undefined : Math.round(p.lagSeconds),
+        lagSeconds: roundLag(p.lagSeconds),
       }),
     ),
   })

@@ -2,6 +2,7 @@ import type { Lexicons } from '@atproto/lexicon'
 import type { Pool } from '../db/pool.ts'
 import type { ServiceAuth } from './auth.ts'
 import type { AdminAccess, ModeratorAuth } from './admin-auth.ts'
+import type { HandleNames } from './dashboard/handles.ts'
 
 export interface FanoutStatus {
   /** Whether the LISTEN connection is up (otherwise the feed is polled only). */
@@ -40,4 +41,6 @@ export interface ApiContext {
   moderators: ModeratorAuth
   admin: AdminAccess
   push?: PushSources | undefined
+  /** Handles shown beside DIDs on the dashboard. */
+  handles?: HandleNames | undefined
 }

@@ -10,6 +10,7 @@ import { errorPage, signInPage } from './dashboard/frame.ts'
 import { healthPage } from './dashboard/health.ts'
 import { invitePage, searchPage } from './dashboard/invites.ts'
 import { rejectionsPage, volumePage } from './dashboard/moderation.ts'
+import { NO_HANDLES, type Handles } from './dashboard/handles.ts'
 
 const COOKIE = 'admin_session'
 const ACTIONS: Record<string, { done: string }> = {
@@ -71,6 +72,9 @@ export const registerDashboard = (app: FastifyInstance, ctx: ApiContext): void =
     done(null, Object.fromEntries(new URLSearchParams(body as string)))
   })
 
+  // Never holds a page up for long: DIDs whose documents are slow to come are shown alone.
+  const handlesOf = (dids: string[]): Promise<Handles> => ctx.handles?.of(dids) ?? Promise.resolve(NO_HANDLES)
+
   /** Runs a page handler for a signed-in moderator; errors become pages, not JSON. */
   const signedIn = (handler: (req: FastifyRequest, reply: FastifyReply, by: Moderator) => Promise<unknown>) =>
     async (req: FastifyRequest, reply: FastifyReply) => {
@@ -112,7 +116,8 @@ export const registerDashboard = (app: FastifyInstance, ctx: ApiContext): void =
     const form = nonEmpty({ ...raw, since: utc(raw.since), until: utc(raw.until) })
     const [result, status] = await Promise.all([searchInvites(ctx, { limit: '25', ...form }), firehoseStatus(ctx)])
     const next = result.cursor ? `/admin?${new URLSearchParams({ ...form, cursor: result.cursor }).toString()}` : undefined
-    return sendPage(reply, 200, searchPage(by.actor, form, { ...result, nextHref: next }, status))
+    const names = await handlesOf(result.invites.flatMap((i) => [i.inviter, i.invitee]))
+    return sendPage(reply, 200, searchPage(by.actor, form, { ...result, nextHref: next }, status, names))
   }))
 
   app.get('/admin/invite', signedIn(async (req, reply, by) => {
@@ -120,7 +125,9 @@ export const registerDashboard = (app: FastifyInstance, ctx: ApiContext): void =
     if (!uri) throw invalidRequest('uri is required')
     const { invite, events } = await getInviteHistory(ctx, uri)
     const notice = done ? ACTIONS[done]?.done : undefined
-    return sendPage(reply, 200, invitePage(by.actor, uri, invite, events, notice))
+    const dids = [invite?.inviter, invite?.invitee, ...events.flatMap((e) => [e.subject, e.actorKind === 'service-auth' ? e.actor : undefined])]
+    const names = await handlesOf(dids.filter((d): d is string => typeof d === 'string'))
+    return sendPage(reply, 200, invitePage(by.actor, uri, invite, events, notice, names))
   }))
 
   app.post('/admin/action', signedIn(async (req, reply, by) => {
@@ -156,9 +163,11 @@ export const registerDashboard = (app: FastifyInstance, ctx: ApiContext): void =
     return sendPage(reply, 200, rejectionsPage(by.actor, form, page.rows, next))
   }))
 
-  app.get('/admin/volume', signedIn(async (_req, reply, by) => {
+  app.get('/admin/volume', signedIn(async (req, reply, by) => {
     const { spamPerHour: perHour, spamPerDay: perDay } = ctx.admin
     const [rows, blocks] = await Promise.all([inviterVolume(ctx.pool, { limit: 100, perHour, perDay }), listBlocks(ctx.pool, 100)])
-    return sendPage(reply, 200, volumePage(by.actor, rows, { perHour, perDay }, blocks))
+    const names = await handlesOf([...rows.map((r) => r.inviter), ...blocks.map((b) => b.did)])
+    const { done } = req.query as Form
+    return sendPage(reply, 200, volumePage(by.actor, rows, { perHour, perDay }, blocks, names, done ? ACTIONS[done]?.done : undefined))
   }))
 }

@@ -43,6 +43,15 @@ export const intEnv = (name: string, fallback: number, min: number, max: number)
   return n
 }
 
+/** A decimal number (e.g. 0.05 hours, to see a periodic job run within minutes on a staging box). */
+export const numberEnv = (name: string, fallback: number, min: number, max: number): number => {
+  const raw = env(name)
+  if (raw === undefined) return fallback
+  const n = /^\d+(\.\d+)?$|^\.\d+$/.test(raw) ? Number(raw) : Number.NaN
+  if (!(n >= min && n <= max)) throw new Error(`${name} must be a number between ${min} and ${max}, got "${raw}"`)
+  return n
+}
+
 export const boolEnv = (name: string, fallback: boolean): boolean => {
   const raw = env(name)
   if (raw === undefined) return fallback

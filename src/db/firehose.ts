@@ -4,6 +4,7 @@ export interface IngestPoint {
   minute: Date
   /** Relay events read in this minute (seqs advanced). */
   events: number
+  /** At the minute's last status commit. */
   lagSeconds: number | null
 }
 
@@ -16,7 +17,9 @@ export const ingestHistory = async (pool: Pool, relayUrl: string, minutes = 60):
        SELECT minute,
               greatest(0, seq_last - CASE WHEN lag(minute) OVER w = minute - interval '1 minute'
                                           THEN lag(seq_last) OVER w ELSE seq_first END)::int AS events,
-              lag_max AS lag
+              -- The lag at the minute's last status commit: the current minute's point is then
+              -- the lag the status reports (a minute's peak would stand beside a caught-up "0 s").
+              lag_last AS lag
        FROM ingest_sample
        WHERE relay_url = $1 AND minute >= date_trunc('minute', now()) - ($2 + 1) * interval '1 minute'
        WINDOW w AS (ORDER BY minute)

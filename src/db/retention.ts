@@ -18,18 +18,23 @@ const insertExpiries = async (client: PoolClient): Promise<number> => {
 }
 
 /**
- * Just the expiries, often (each one is a push): one replica at a time per schema, under the
- * upkeep's lock, so the two never record the same expiry twice. 0 when another holds it.
+ * Each upkeep job under its own advisory lock per schema, waited for, never tried: one replica at
+ * a time runs a job, and a job that finds another (or the same replica's other timer) at it runs
+ * after it instead of being skipped. The expiry recording and the purge take different locks, so
+ * a long purge never delays the expiries, which are pushed.
  */
+const waitForJob = async (client: PoolClient, job: 'expiry' | 'purge'): Promise<void> => {
+  await client.query(`SELECT pg_advisory_xact_lock(hashtext('upkeep:' || $1 || ':' || current_schema()))`, [job])
+}
+
+/** Just the expiries, often (each one is a push); one replica at a time records them, so never twice. */
 export const recordExpiries = (pool: Pool): Promise<number> =>
   inTransaction(pool, async (client) => {
-    const lock = await client.query<{ ok: boolean }>(`SELECT pg_try_advisory_xact_lock(hashtext('upkeep:' || current_schema())) AS ok`)
-    return lock.rows[0]?.ok ? insertExpiries(client) : 0
+    await waitForJob(client, 'expiry')
+    return insertExpiries(client)
   })
 
 export interface UpkeepResult {
-  /** false when another replica was running it. */
-  ran: boolean
   expired: number
   tombstones: number
   rejections: number
@@ -43,14 +48,14 @@ export interface UpkeepResult {
  * deleted records (a relay keeps days of history, not weeks, so none of their events can come
  * back), rejection-log entries, and chart samples older than a day. The audit trail stays.
  */
-export const runUpkeep = (pool: Pool, retentionDays: number): Promise<UpkeepResult> =>
+export const runUpkeep = async (pool: Pool, retentionDays: number): Promise<UpkeepResult> => {
+  const expired = await recordExpiries(pool)
+  return { expired, ...(await purge(pool, retentionDays)) }
+}
+
+const purge = (pool: Pool, retentionDays: number): Promise<Omit<UpkeepResult, 'expired'>> =>
   inTransaction(pool, async (client) => {
-    // One replica at a time per schema, or two could record the same expiry.
-    const lock = await client.query<{ ok: boolean }>(
-      `SELECT pg_try_advisory_xact_lock(hashtext('upkeep:' || current_schema())) AS ok`,
-    )
-    if (!lock.rows[0]?.ok) return { ran: false, expired: 0, tombstones: 0, rejections: 0, samples: 0, changes: 0 }
-    const expired = await insertExpiries(client)
+    await waitForJob(client, 'purge')
     const cutoff = `now() - $1 * interval '1 day'`
     const tombstones = await client.query<{ n: number }>(
       `WITH gone AS (DELETE FROM invite WHERE deleted_at < ${cutoff} RETURNING uri),
@@ -77,8 +82,6 @@ export const runUpkeep = (pool: Pool, retentionDays: number): Promise<UpkeepResu
       [retentionDays],
     )
     return {
-      ran: true,
-      expired,
       tombstones: tombstones.rows[0]?.n ?? 0,
       rejections: rejections.rowCount ?? 0,
       samples: samples.rowCount ?? 0,

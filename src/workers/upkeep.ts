@@ -5,8 +5,9 @@ import { recordExpiries, runUpkeep, type UpkeepResult } from '../db/retention.ts
 /**
  * Runs the retention and expiry upkeep at start and then every `intervalMs`, and records expiries
  * alone every `expiryIntervalMs` (an expiry is pushed to the invite's parties when recorded).
- * Every replica runs it, leader or not, one at a time per schema by advisory lock: its writes
- * follow from the clock and the stored rows, not from what a leader read, so they are not fenced.
+ * Every replica runs it, leader or not, each job one at a time per schema by an advisory lock it
+ * waits for (so colliding jobs run one after the other, none is skipped): its writes follow from
+ * the clock and the stored rows, not from what a leader read, so they are not fenced.
  */
 export class Upkeep {
   private readonly pool: Pool
@@ -29,7 +30,8 @@ export class Upkeep {
 
   start(): void {
     const tick = () => {
-      this.running = this.run().catch((err: unknown) => this.log.error({ err }, 'upkeep failed; next try at the next interval'))
+      // A run that outlasts the interval is followed by the next, not overlapped.
+      this.running = this.running.then(() => this.run()).catch((err: unknown) => this.log.error({ err }, 'upkeep failed; next try at the next interval'))
     }
     tick()
     this.timer = setInterval(tick, this.intervalMs)

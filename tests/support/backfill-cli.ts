@@ -15,6 +15,7 @@ export const runBackfillCli = (h: Harness, args: string[], plcUrl = h.config.plc
         RELAY_URL: h.config.relayUrl,
         BACKFILL_URL: h.config.backfill.url,
         PLC_URL: plcUrl,
+        ALLOW_PRIVATE_NETWORK: 'true',
         LOG_LEVEL: process.env.CLI_LOG_LEVEL ?? 'warn',
       },
       stdio: ['ignore', 'pipe', 'pipe'],

@@ -16,7 +16,8 @@ import { startArgs } from './start-command.ts'
 export const spawnService = (env: Record<string, string | undefined>, cwd?: string) =>
   watchService(spawn(process.execPath, startArgs(), { cwd, env: serviceEnv(env), stdio: ['ignore', 'pipe', 'pipe'] }), 30_000)
 
-const serviceEnv = (env: Record<string, string | undefined>) => ({ ...process.env, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'info', ...env })
+// The local network's PLC and PDS are on loopback: allowed only when said (as an operator would).
+const serviceEnv = (env: Record<string, string | undefined>) => ({ ...process.env, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'info', ALLOW_PRIVATE_NETWORK: 'true', ...env })
 
 /** The child's output, its exit, and the address it says it listens on. */
 const watchService = (child: ChildProcessByStdio<null, Readable, Readable>, listenTimeoutMs: number) => {

@@ -1,5 +1,6 @@
 /** The frame every dashboard page shares (style, navigation, sign-out) and the pages outside any section. */
 import { Html, html } from '../html.ts'
+import type { Handles } from './handles.ts'
 
 const STYLE = `
 :root { color-scheme: light; --ink: #1d2330; --muted: #5b6474; --line: #d5dae3; --bg: #f5f7fa; --accent: #1f5fbf;
@@ -51,6 +52,7 @@ progress { width: 80px; vertical-align: middle; }
 .signin { max-width: 380px; margin: 80px auto; } .signin .card { padding: 24px; } .signin p { margin-top: 0; }
 .signin label { margin-top: 12px; } .signin button { margin-top: 16px; width: 100%; }
 pre { white-space: pre-wrap; word-break: break-all; margin: 0; font-size: 12px; max-height: 120px; overflow: auto; }
+.handle { font-size: 12.5px; font-weight: 600; word-break: break-all; }
 .sr-only { position: absolute; width: 1px; height: 1px; overflow: hidden; clip: rect(0 0 0 0); }
 `
 
@@ -109,3 +111,10 @@ export const time = (iso: string | undefined): Html | string =>
 /** A labelled text field of a filter form. */
 export const text = (id: string, label: string, value: string | undefined, placeholder = ''): Html =>
   html`<div><label for="${id}">${label}</label><input id="${id}" name="${id}" value="${value ?? ''}" placeholder="${placeholder}"></div>`
+
+/** A DID as moderators know people: the DID, and beside it the handle its document claims, when known. */
+export const didLabel = (did: string, names: Handles, href?: string): Html => {
+  const handle = names.get(did)
+  const id = href ? html`<a class="mono" href="${href}">${did}</a>` : html`<span class="mono">${did}</span>`
+  return handle ? html`${id} <span class="handle">@${handle}</span>` : id
+}

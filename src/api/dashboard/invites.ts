@@ -1,7 +1,8 @@
 /** The invite search and one invite's history, with the moderation actions on it. */
 import type { adminInviteView, auditEventView } from '../admin.ts'
 import { Html, html } from '../html.ts'
-import { page, text, time } from './frame.ts'
+import { didLabel, page, text, time } from './frame.ts'
+import { NO_HANDLES, type Handles } from './handles.ts'
 import { healthPanel, type FirehoseStatus } from './health.ts'
 
 type InviteView = ReturnType<typeof adminInviteView>
@@ -47,6 +48,7 @@ export const searchPage = (
   form: SearchForm,
   result: { invites: InviteView[]; total: number; cursor?: string | undefined; nextHref?: string | undefined },
   status: FirehoseStatus,
+  names: Handles = NO_HANDLES,
 ): string =>
   page(
     'Invites',
@@ -69,7 +71,7 @@ ${result.invites.length === 0
   : html`<table><thead><tr><th scope="col">Listed</th><th scope="col">Inviter</th><th scope="col">Invitee</th><th scope="col">Subject</th>
 <th scope="col">State</th><th scope="col">Verification</th><th scope="col">Visibility</th><th scope="col"><span class="sr-only">Open</span></th></tr></thead><tbody>
 ${result.invites.map(
-  (i) => html`<tr><td>${time(i.createdAt)}</td><td class="mono">${i.inviter}</td><td class="mono">${i.invitee}</td>
+  (i) => html`<tr><td>${time(i.createdAt)}</td><td>${didLabel(i.inviter, names)}</td><td>${didLabel(i.invitee, names)}</td>
 <td class="mono">${short(i.subjectUri)}<br><span class="muted">${i.subjectCollection}</span></td>
 <td>${stateBadge(i.state)}</td><td>${verificationBadge(i.verification)}</td><td>${visibility(i)}</td>
 <td><a href="/admin/invite?uri=${encodeURIComponent(i.uri)}">History<span class="sr-only"> of invite ${short(i.uri)}</span></a></td></tr>`,
@@ -117,6 +119,7 @@ export const invitePage = (
   invite: InviteView | undefined,
   events: EventView[],
   notice: string | undefined,
+  names: Handles = NO_HANDLES,
 ): string => {
   const inviter = invite?.inviter ?? events.find((e) => e.subject === uri)?.repo
   const back = `/admin/invite?uri=${encodeURIComponent(uri)}`
@@ -129,8 +132,8 @@ ${invite
 <dt>Visibility</dt><dd>${visibility(invite)}${invite.takedown ? html` <span class="muted">— ${invite.takedown.reason} (by ${invite.takedown.actor}, ${time(invite.takedown.at)})</span>` : ''}${invite.inviterBlock ? html` <span class="muted">— inviter blocked: ${invite.inviterBlock.reason} (by ${invite.inviterBlock.actor})</span>` : ''}</dd>
 <dt>State</dt><dd>${stateBadge(invite.state)}</dd>
 <dt>Verification</dt><dd>${verificationBadge(invite.verification)} <span class="muted">${invite.verificationReason ?? ''}</span></dd>
-<dt>Inviter</dt><dd class="mono"><a href="/admin?inviter=${encodeURIComponent(invite.inviter)}">${invite.inviter}</a></dd>
-<dt>Invitee</dt><dd class="mono"><a href="/admin?invitee=${encodeURIComponent(invite.invitee)}">${invite.invitee}</a></dd>
+<dt>Inviter</dt><dd>${didLabel(invite.inviter, names, `/admin?inviter=${encodeURIComponent(invite.inviter)}`)}</dd>
+<dt>Invitee</dt><dd>${didLabel(invite.invitee, names, `/admin?invitee=${encodeURIComponent(invite.invitee)}`)}</dd>
 <dt>Subject</dt><dd class="mono">${invite.subjectUri}</dd>
 <dt>Role</dt><dd>${invite.role ?? '—'}</dd>
 <dt>Message</dt><dd>${invite.message ?? html`<span class="muted">none</span>`}</dd>
@@ -158,9 +161,9 @@ ${inviter
 <th scope="col">Relay seq</th><th scope="col">Repo rev</th><th scope="col">By</th></tr></thead><tbody>
 ${events.map(
   (e) => html`<tr><td>${time(e.at)}</td><td><span class="badge ${eventClass(e.event)}">${EVENT_LABEL[e.event] ?? e.event}</span></td>
-<td class="mono">${e.subject === uri ? 'this invite' : e.subject.startsWith('did:') ? e.subject : html`acceptance ${short(e.subject)}`}</td>
+<td class="mono">${e.subject === uri ? 'this invite' : e.subject.startsWith('did:') ? didLabel(e.subject, names) : html`acceptance ${short(e.subject)}`}</td>
 <td>${lines([e.reason, e.detail && html`<span class="muted">${e.detail}</span>`, e.message && `“${e.message}”`])}</td>
-<td class="mono">${e.seq ?? '—'}</td><td class="mono">${e.rev ?? '—'}</td><td>${e.actor ? html`${e.actor} <span class="muted">(${e.actorKind})</span>` : '—'}</td></tr>`,
+<td class="mono">${e.seq ?? '—'}</td><td class="mono">${e.rev ?? '—'}</td><td>${e.actor ? html`${e.actorKind === 'service-auth' ? didLabel(e.actor, names) : e.actor} <span class="muted">(${e.actorKind})</span>` : '—'}</td></tr>`,
 )}</tbody></table></section>`,
     { section: null, moderator },
   )
