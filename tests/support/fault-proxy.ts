@@ -6,6 +6,8 @@ export type ProxyMode = 'up' | 'down' | 'unavailable' | 'rate-limited'
 export interface FaultProxy {
   url: string
   mode: ProxyMode
+  /** The Retry-After a `rate-limited` answer carries (a hostile host may say 99999999). */
+  retryAfter: string
   /** Requests seen, by mode at the time they arrived. */
   seen: Record<ProxyMode, number>
   close(): Promise<void>
@@ -29,7 +31,7 @@ const forward = async (target: string, req: http.IncomingMessage, res: http.Serv
  * connection, `unavailable` answers 503, `rate-limited` answers 429 with Retry-After.
  */
 export const startFaultProxy = async (target: string): Promise<FaultProxy> => {
-  const proxy: FaultProxy = { url: '', mode: 'up', seen: { up: 0, down: 0, unavailable: 0, 'rate-limited': 0 }, close: async () => {} }
+  const proxy: FaultProxy = { url: '', mode: 'up', retryAfter: '1', seen: { up: 0, down: 0, unavailable: 0, 'rate-limited': 0 }, close: async () => {} }
   const server = http.createServer((req, res) => {
     proxy.seen[proxy.mode]++
     switch (proxy.mode) {
@@ -40,7 +42,7 @@ export const startFaultProxy = async (target: string): Promise<FaultProxy> => {
         res.writeHead(503).end()
         return
       case 'rate-limited':
-        res.writeHead(429, { 'retry-after': '1', 'content-type': 'application/json' })
+        res.writeHead(429, { 'retry-after': proxy.retryAfter, 'content-type': 'application/json' })
         res.end(JSON.stringify({ error: 'RateLimitExceeded', message: 'slow down' }))
         return
       case 'up':
