@@ -1,10 +1,10 @@
 import type { Lexicons } from '@atproto/lexicon'
 import { ACCEPTANCE_NSID, CHIVE_PREFIX, INVITE_NSID, OUR_COLLECTIONS, type Collection, type Effect } from '../db/effects.ts'
-import { openSignedRepo, VerificationError } from '../atproto/commit.ts'
+import { openSignedRepo, VerificationError, type OpenedCommit } from '../atproto/commit.ts'
 import type { SigningKeys } from '../atproto/identity.ts'
+import { walkPrefix } from '../atproto/mst.ts'
 import { recordEffect } from '../pipeline/record.ts'
 import { TransientError, xrpcGet, type Fetch } from '../atproto/host.ts'
-
 
 export interface HeldRecords {
   invites: string[]
@@ -22,7 +22,8 @@ export interface RepoSnapshot {
 
 /**
  * Fetches a repo with `com.atproto.sync.getRepo` and proves it as the live path proves a commit:
- * every block hashes to its CID, and the commit is signed by the repo's key. Every Chive record in
+ * every block hashes to its CID, the commit is signed by the repo's key and its rev is not ahead of
+ * this clock (openSignedRepo, the same reader as the stream's and the proofs'). Every Chive record in
  * the signed tree is written at the snapshot's rev; every record we hold that the tree lacks is
  * deleted at that rev. Rev guards make the result the same whichever of this and the live stream
  * lands first.
@@ -39,9 +40,9 @@ export const snapshotRepo = async (
   url.searchParams.set('did', did)
   const answer = await xrpcGet(fetch, url)
   if (!answer.ok) throw new TransientError('repo-unavailable', `${url.host} answered ${answer.status} ${answer.error}`.trim())
-  let repo: Awaited<ReturnType<typeof openSignedRepo>>
+  let repo: OpenedCommit
   try {
-    repo = await openSignedRepo(answer.body, did, keys)
+    repo = await openSignedRepo(answer.body, did, keys, true)
   } catch (err) {
     const reason = err instanceof VerificationError ? err.reason : 'bad-repo'
     throw new TransientError('bad-proof', `${reason}: ${(err as Error).message}`)
@@ -51,18 +52,16 @@ export const snapshotRepo = async (
   const present = new Set<string>()
   let records = 0
   try {
-    for await (const leaf of repo.mst.walkLeavesFrom(CHIVE_PREFIX)) {
-      if (!leaf.key.startsWith(CHIVE_PREFIX)) break
-      const slash = leaf.key.indexOf('/')
-      const collection = leaf.key.slice(0, slash)
-      const uri = `at://${did}/${leaf.key}`
-      const cid = leaf.value.toString()
+    for await (const [key, value] of walkPrefix(repo.nodes, repo.data, CHIVE_PREFIX)) {
+      const collection = key.slice(0, key.indexOf('/'))
+      const uri = `at://${did}/${key}`
+      const cid = value.$link
       present.add(uri)
       if (!OUR_COLLECTIONS.has(collection)) {
         effects.push({ kind: 'subject', uri, repo: did, collection, rev, seq: null, action: 'update', cid })
         continue
       }
-      const bytes = repo.blocks.get(leaf.value)
+      const bytes = repo.store.read(cid)
       if (!bytes) throw new TransientError('bad-proof', `record block missing for ${uri}`)
       records++
       effects.push(recordEffect(lexicons, { uri, repo: did, collection: collection as Collection, rev, seq: null, cid }, bytes))
@@ -78,5 +77,5 @@ export const snapshotRepo = async (
     const collection = uri.split('/')[3] ?? ''
     effects.push({ kind: 'subject', uri, repo: did, collection, rev, seq: null, action: 'delete', cid: null })
   }
-  return { rev, dataCid: repo.data.toString(), effects, records }
+  return { rev, dataCid: repo.data, effects, records }
 }
