@@ -1,11 +1,11 @@
 /**
  * Proofs of single records from their repo's own host, for a source that signs nothing
- * (Jetstream): `com.atproto.sync.getRecord` answers with a CAR holding the repo's signed commit
+ * (Jetstream) and for invite subjects: `com.atproto.sync.getRecord` answers with a CAR holding the repo's signed commit
  * and the MST path to the record, or to where it would be (a proof of absence).
  *
  * The invariant kept here: **a host's answer is never a verdict on the event.** A host that
  * cannot be reached, answers an error, or sends a proof that does not hold (a key rotation in
- * flight, a broken host) throws a TransientError, so the repo is parked and retried, and past
+ * flight, a broken host, a commit at a rev ahead of this clock) throws a TransientError, so the repo is parked and retried, and past
  * INGEST_PARK_MAX_MS handed to a resync. Only a proof that holds is compared with the event.
  */
 import type { IdResolver } from '@atproto/identity'
