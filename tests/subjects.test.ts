@@ -3,8 +3,10 @@ import type { AddressInfo } from 'node:net'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { inject } from 'vitest'
 import { normaliseRelayUrl } from '../src/config.ts'
-import { createProofFetch } from '../src/atproto/identity.ts'
-import { proveSubject, TransientError } from '../src/atproto/host.ts'
+import { createIdResolver, createProofFetch } from '../src/atproto/identity.ts'
+import { TransientError } from '../src/atproto/host.ts'
+import { RepoKeys } from '../src/atproto/keys.ts'
+import { proveSubject } from '../src/atproto/record-proof.ts'
 import { KeyedLimiter } from '../src/lib/limits.ts'
 import { NODE, createUser, pdsUrl, startHarness, waitFor, type Harness, type Ref, type User } from './support/harness.ts'
 import { startFaultProxy, startPlcFront, type FaultProxy } from './support/fault-proxy.ts'
@@ -220,7 +222,8 @@ describe('the proof client', () => {
     for (const s of [server, redirector]) await new Promise<void>((resolve) => s.close(() => resolve()))
   })
 
-  const keys = { signingKey: async () => 'did:key:z' }
+  // Never asked: nothing here gets as far as a signature.
+  const keys = new RepoKeys(createIdResolver({ plcUrl: inject('plcUrl'), allowPrivateNetwork: true }))
   const req = (pds: string) => ({ pds, did: 'did:plc:abc', collection: NODE, rkey: 'x' })
 
   it('refuses loopback addresses unless the network is declared local', async () => {

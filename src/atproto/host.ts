@@ -1,19 +1,10 @@
-import type { Cid } from '@atproto/lex-data'
-import { openSignedRepo, VerificationError } from './commit.ts'
-import type { SigningKeys } from './identity.ts'
+/** The client for repos' own hosts (DID documents name them): XRPC GETs, their failures as TransientError. */
 import { TransientError } from '../lib/transient.ts'
 import { parseRetryAfter } from '../lib/backoff.ts'
 
 export { TransientError }
 
 export type Fetch = (input: string | URL, init?: RequestInit) => Promise<Response>
-
-export interface SubjectRequest {
-  pds: string
-  did: string
-  collection: string
-  rkey: string
-}
 
 /**
  * The longest a host's Retry-After keeps its repos and proofs waiting: the workers' own backoff
@@ -51,30 +42,4 @@ export const xrpcGet = async (fetch: Fetch, url: URL): Promise<XrpcAnswer> => {
   }
   if (!res.ok) throw new TransientError(`http-${res.status}`, `${url.host} answered ${res.status}`)
   return { ok: true, body }
-}
-
-/**
- * Asks the subject author's PDS for `com.atproto.sync.getRecord` and proves the answer
- * against the author's signing key. Returns the subject's current CID in the signed repo, or
- * null when the repo proves (or its host states) that the record does not exist.
- */
-export const proveSubject = async (fetch: Fetch, req: SubjectRequest, keys: SigningKeys): Promise<string | null> => {
-  const url = new URL('/xrpc/com.atproto.sync.getRecord', req.pds)
-  url.searchParams.set('did', req.did)
-  url.searchParams.set('collection', req.collection)
-  url.searchParams.set('rkey', req.rkey)
-  const answer = await xrpcGet(fetch, url)
-  if (!answer.ok) {
-    if (answer.error === 'RecordNotFound') return null
-    throw new TransientError('repo-unavailable', `${url.host} answered ${answer.status} ${answer.error}`.trim())
-  }
-  try {
-    const repo = await openSignedRepo(answer.body, req.did, keys)
-    const found: Cid | null = await repo.mst.get(`${req.collection}/${req.rkey}`)
-    return found === null ? null : found.toString()
-  } catch (err) {
-    // A proof that does not hold may be a key rotation in flight or a broken host: not a verdict.
-    const reason = err instanceof VerificationError ? err.reason : 'missing-proof'
-    throw new TransientError('bad-proof', `${reason}: ${(err as Error).message}`)
-  }
 }

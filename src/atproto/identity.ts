@@ -2,11 +2,10 @@ import { IdResolver, parseToAtprotoDocument, type CacheResult, type DidCache, ty
 import { safeFetchWrap } from '@atproto-labs/fetch-node'
 import { Lru } from '../lib/lru.ts'
 import { TransientError } from '../lib/transient.ts'
+import { RepoKeys } from './keys.ts'
 
-export interface SigningKeys {
-  /** The repo's current `#atproto` signing key as a did:key; `refresh` bypasses any cache. */
-  signingKey(did: string, refresh: boolean): Promise<string>
-}
+/** Repos' signing keys for the workers' proofs: the same keys, and key rule, as the stream's. */
+export type SigningKeys = RepoKeys
 
 const HOUR = 60 * 60 * 1000
 
@@ -59,7 +58,7 @@ export interface IdentityOptions {
 
 /**
  * DID resolution shared by the ingester (commit signatures) and the API (service auth).
- * DID documents are cached in a bounded LRU; a failed signature check refreshes once.
+ * DID documents are cached in a bounded LRU (RepoKeys.verifies says when a failed signature refetches one).
  */
 export const createIdResolver = (opts: IdentityOptions): IdResolver =>
   new IdResolver({
@@ -85,9 +84,7 @@ export const createProofFetch = (opts: { allowPrivateNetwork: boolean; timeoutMs
   })
 
 /** Repos' signing keys as the commit checks ask for them, from the DID documents. */
-export const signingKeys = (idResolver: IdResolver): SigningKeys => ({
-  signingKey: (did, refresh) => idResolver.did.resolveAtprotoKey(did, refresh),
-})
+export const signingKeys = (idResolver: IdResolver): SigningKeys => new RepoKeys(idResolver)
 
 /** The DID a key or issuer refers to, without a `#fragment`. */
 export const stripFragment = (did: string): string => {

@@ -1,7 +1,7 @@
 import type { IdResolver } from '@atproto/identity'
 import { Lru } from '../lib/lru.ts'
 import { TransientError } from '../lib/transient.ts'
-import { parsePublicKey, type PublicKey } from './signature.ts'
+import { parsePublicKey, verifyAtcuteCommitSignature, type PublicKey } from './signature.ts'
 
 /** Only these DID methods can own a repo: a did:key repo would certify itself. */
 export const isRepoDid = (did: string): boolean => did.startsWith('did:plc:') || did.startsWith('did:web:')
@@ -10,9 +10,10 @@ export const isRepoDid = (did: string): boolean => did.startsWith('did:plc:') ||
 const REFRESH_EVERY_MS = 60_000
 
 /**
- * Repos' signing keys for the stream, parsed once per DID (the DID document's multibase key is
- * decoded and its point decompressed only when the document is fetched) and kept in a bounded LRU.
- * `#identity` drops a DID's entry. Lookups of one DID share one fetch.
+ * Repos' signing keys for every check of a signed commit (the stream, host proofs, snapshots),
+ * parsed once per DID (the DID document's multibase key is decoded and its point decompressed
+ * only when the document is fetched) and kept in a bounded LRU. `#identity` drops a DID's entry.
+ * Lookups of one DID share one fetch.
  */
 export class RepoKeys {
   private readonly keys: Lru<string, { key: PublicKey; fetchedAt: number }>
@@ -85,6 +86,19 @@ export class RepoKeys {
     })().finally(() => this.fetching.delete(did))
     this.fetching.set(did, fetch)
     return fetch
+  }
+
+  /**
+   * Whether `signed` (a commit decoded by `@atcute/cbor`) is signed by the repo's key. The key
+   * rule, the only one: a signature that fails is checked once more with a freshly fetched key
+   * (it may have rotated), at most once per DID per REFRESH_EVERY_MS, so that forged commits
+   * cannot make us hammer a DID host. `first` is the key already held, when the caller has it.
+   */
+  async verifies(did: string, signed: Record<string, unknown>, first?: PublicKey): Promise<boolean> {
+    const key = first ?? this.cached(did) ?? (await this.get(did))
+    if (verifyAtcuteCommitSignature(signed, key)) return true
+    if (!this.mayRefresh(did)) return false
+    return verifyAtcuteCommitSignature(signed, await this.get(did, true))
   }
 
   forget(did: string): void {

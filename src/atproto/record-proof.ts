@@ -1,20 +1,20 @@
 /**
  * Proofs of single records from their repo's own host, for a source that signs nothing
- * (Jetstream): `com.atproto.sync.getRecord` answers with a CAR holding the repo's signed commit
+ * (Jetstream) and for invite subjects: `com.atproto.sync.getRecord` answers with a CAR holding the repo's signed commit
  * and the MST path to the record, or to where it would be (a proof of absence).
  *
  * The invariant kept here: **a host's answer is never a verdict on the event.** A host that
  * cannot be reached, answers an error, or sends a proof that does not hold (a key rotation in
- * flight, a broken host) throws a TransientError, so the repo is parked and retried, and past
+ * flight, a broken host, a commit at a rev ahead of this clock) throws a TransientError, so the repo is parked and retried, and past
  * INGEST_PARK_MAX_MS handed to a resync. Only a proof that holds is compared with the event.
  */
 import type { IdResolver } from '@atproto/identity'
 import { resolvePds } from './identity.ts'
 import { TransientError } from '../lib/transient.ts'
-import { ChainError, openCar, provePath, type OpenedCommit } from './chain.ts'
+import { provePath } from './chain.ts'
+import { VerificationError, openSignedRepo } from './commit.ts'
 import type { RepoKeys } from './keys.ts'
-import { verifyAtcuteCommitSignature } from './signature.ts'
-import { xrpcGet, type Fetch } from './host.ts'
+import { xrpcGet, type Fetch, type XrpcAnswer } from './host.ts'
 
 export interface RecordProof {
   /** The rev of the signed commit the proof hangs from: the repo as its host has it now. */
@@ -36,6 +36,47 @@ export interface ProofCounts {
   outcomes: Record<string, number>
   /** Bytes of hosts' answers (proofs, listings, account states): Jetstream mode's other traffic. */
   bytesReceived: number
+}
+
+export interface RecordRequest {
+  pds: string
+  did: string
+  collection: string
+  rkey: string
+}
+
+/**
+ * Asks the repo's host for `com.atproto.sync.getRecord` and proves the answer: a commit of the
+ * repo signed with its key, not ahead of this clock, and the MST path to the record (or to where
+ * it would be). `'no-proof'` when the host answers RecordNotFound without a CAR.
+ */
+export const proveRecord = async (get: (url: URL) => Promise<XrpcAnswer>, keys: RepoKeys, req: RecordRequest): Promise<RecordProof | 'no-proof'> => {
+  const url = new URL('/xrpc/com.atproto.sync.getRecord', req.pds)
+  url.searchParams.set('did', req.did)
+  url.searchParams.set('collection', req.collection)
+  url.searchParams.set('rkey', req.rkey)
+  const answer = await get(url)
+  if (!answer.ok) {
+    // The host's word, not a proof: nothing is applied on it.
+    if (answer.error === 'RecordNotFound') return 'no-proof'
+    throw new TransientError('proof-unavailable', `${url.host} answered ${answer.status} ${answer.error}`.trim())
+  }
+  try {
+    const opened = await openSignedRepo(answer.body, req.did, keys)
+    return { rev: opened.rev, data: opened.data, found: await provePath(opened, `${req.collection}/${req.rkey}`) }
+  } catch (err) {
+    if (!(err instanceof VerificationError)) throw err
+    throw new TransientError('bad-proof', `${url.host}: ${err.reason}: ${err.message}`)
+  }
+}
+
+/**
+ * An invite subject's current CID in its author's signed repo, or null when the repo proves (or
+ * its host states) that the record does not exist.
+ */
+export const proveSubject = async (fetch: Fetch, req: RecordRequest, keys: RepoKeys): Promise<string | null> => {
+  const proof = await proveRecord((url) => xrpcGet(fetch, url), keys, req)
+  return proof === 'no-proof' ? null : (proof.found?.cid ?? null)
 }
 
 export class RecordProofs {
@@ -69,39 +110,12 @@ export class RecordProofs {
    */
   async prove(did: string, collection: string, rkey: string): Promise<RecordProof | 'no-proof'> {
     const pds = await this.host(did)
-    const url = new URL('/xrpc/com.atproto.sync.getRecord', pds)
-    url.searchParams.set('did', did)
-    url.searchParams.set('collection', collection)
-    url.searchParams.set('rkey', rkey)
     this.counts.inFlight++
-    let answer
     try {
-      answer = await this.get(url)
+      return await proveRecord((url) => this.get(url), this.keys, { pds, did, collection, rkey })
     } finally {
       this.counts.inFlight--
     }
-    if (!answer.ok) {
-      // The host's word, not a proof: nothing is applied on it.
-      if (answer.error === 'RecordNotFound') return 'no-proof'
-      throw new TransientError('proof-unavailable', `${url.host} answered ${answer.status} ${answer.error}`.trim())
-    }
-    let opened: OpenedCommit
-    let found: RecordProof['found']
-    try {
-      opened = openCar(answer.body, did)
-      found = await provePath(opened, `${collection}/${rkey}`)
-    } catch (err) {
-      if (!(err instanceof ChainError)) throw err
-      throw new TransientError('bad-proof', `${url.host}: ${err.reason}: ${err.message}`)
-    }
-    if (!(await this.signed(did, opened.signed))) throw new TransientError('bad-proof', `${url.host}: the proof's commit signature does not verify`)
-    return { rev: opened.rev, data: opened.data, found }
-  }
-
-  private async signed(did: string, signed: Record<string, unknown>): Promise<boolean> {
-    if (verifyAtcuteCommitSignature(signed, this.keys.now(did))) return true
-    if (!this.keys.mayRefresh(did)) return false
-    return verifyAtcuteCommitSignature(signed, await this.keys.get(did, true))
   }
 
   /**

@@ -2,8 +2,6 @@ import { createHash, createPublicKey, verify, type KeyObject } from 'node:crypto
 import { createRequire } from 'node:module'
 import { parseDidKey } from '@atproto/crypto'
 import { encode as encodeAtcute } from '@atcute/cbor'
-import { encode as encodeLex } from '@atproto/lex-cbor'
-import type { LexValue } from '@atproto/lex-data'
 
 // SPKI DER pieces: id-ecPublicKey and the curve of each atproto key type.
 const EC_PUBLIC_KEY = Buffer.from('06072a8648ce3d0201', 'hex')
@@ -107,16 +105,9 @@ export const verifyDidSignature = (didKey: string, data: Uint8Array, sig: Uint8A
   return verifySignature(key, data, sig)
 }
 
-/** A signed repo commit's signature, as decoded by `@atproto/lex-cbor` (the `@atproto/repo` path). */
-export const verifyCommitSignature = (commit: { sig: Uint8Array } & Record<string, unknown>, key: PublicKey | string): boolean => {
-  const { sig, ...unsigned } = commit
-  const data = encodeLex(unsigned as LexValue)
-  return typeof key === 'string' ? verifyDidSignature(key, data, sig) : verifySignature(key, data, sig)
-}
-
 /**
- * The same for a commit decoded by `@atcute/cbor` (the chain path): re-encoded without `sig` in
- * DAG-CBOR's one canonical form, which is what was signed.
+ * A signed repo commit's signature, the commit decoded by `@atcute/cbor`: re-encoded without
+ * `sig` in DAG-CBOR's one canonical form, which is what was signed.
  */
 export const verifyAtcuteCommitSignature = (commit: Record<string, unknown>, key: PublicKey): boolean => {
   const { sig, ...unsigned } = commit

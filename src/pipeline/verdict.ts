@@ -14,7 +14,7 @@ import type { Logger } from '../lib/log.ts'
 import type { Effect } from '../db/effects.ts'
 import type { AccountEvent, IdentityEvent } from '../sources/events.ts'
 import type { RepoKeys } from '../atproto/keys.ts'
-import { verifyAtcuteCommitSignature, type PublicKey } from '../atproto/signature.ts'
+import type { PublicKey } from '../atproto/signature.ts'
 import type { RecordProofs } from '../atproto/record-proof.ts'
 import type { RepoStates } from './repo-state.ts'
 
@@ -67,10 +67,8 @@ export class Verdicts {
 
   /** The repo's key; a signature that fails is retried once with a freshly fetched key. */
   async signedBy(did: string, signed: Record<string, unknown>): Promise<boolean> {
-    const key: PublicKey = this.opts.keys.now(did)
-    if (verifyAtcuteCommitSignature(signed, key)) return true
-    if (!this.opts.keys.mayRefresh(did)) return false
-    return verifyAtcuteCommitSignature(signed, await this.opts.keys.get(did, true))
+    // now(): the key is known by the time a repo's job runs (fetched while parked, holding no slot).
+    return this.opts.keys.verifies(did, signed, this.opts.keys.now(did))
   }
 
   /** The key held before an `#identity`, kept on the event across the retries of its repo. */

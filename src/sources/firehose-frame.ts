@@ -159,7 +159,7 @@ const parseOps = (raw: unknown, seq: number): RepoOp[] => {
 /**
  * Decodes one subscribeRepos frame: a `{op, t}` header followed by a body, both DAG-CBOR.
  * `@atcute/cbor` does the decoding (several times faster than `@atproto/lex-cbor` on frames, and
- * every frame is decoded); the CAR inside is parsed by `@atproto/repo` only when it is verified.
+ * every frame is decoded); the CAR inside is read (atproto/car.ts) only when it is verified.
  */
 export const decodeFrame = (bytes: Uint8Array): FirehoseEvent => {
   let header: unknown

@@ -1,7 +1,8 @@
 import type { Lexicons } from '@atproto/lexicon'
 import { ACCEPTANCE_NSID, CHIVE_PREFIX, INVITE_NSID, OUR_COLLECTIONS, type Collection, type Effect } from '../db/effects.ts'
-import { openSignedRepo, VerificationError } from '../atproto/commit.ts'
+import { openSignedRepo, VerificationError, type OpenedCommit } from '../atproto/commit.ts'
 import type { SigningKeys } from '../atproto/identity.ts'
+import { walkPrefix } from '../atproto/mst.ts'
 import { recordEffect } from '../pipeline/record.ts'
 import { TransientError, xrpcGet, type Fetch } from '../atproto/host.ts'
 
@@ -37,7 +38,8 @@ export interface RepoSnapshot {
 
 /**
  * Fetches a repo with `com.atproto.sync.getRepo` and proves it as the live path proves a commit:
- * every block hashes to its CID, and the commit is signed by the repo's key. Every Chive record in
+ * every block hashes to its CID, the commit is signed by the repo's key and its rev is not ahead of
+ * this clock (openSignedRepo, the same reader as the stream's and the proofs'). Every Chive record in
  * the signed tree is written at the snapshot's rev; every record we hold that the tree lacks is
  * deleted at that rev. Rev guards make the result the same whichever of this and the live stream
  * lands first.
@@ -58,11 +60,13 @@ export const snapshotRepo = async (
     if (GONE.has(answer.error)) throw new SnapshotVerdict('repo-gone', message)
     throw new TransientError('repo-unavailable', message)
   }
-  let repo: Awaited<ReturnType<typeof openSignedRepo>>
+  let repo: OpenedCommit
   try {
-    repo = await openSignedRepo(answer.body, did, keys)
+    repo = await openSignedRepo(answer.body, did, keys, true)
   } catch (err) {
-    // A key that could not be fetched says nothing about the repo.
+    // A key that could not be fetched says nothing about the repo; nor does a rev ahead of this
+    // clock (the host's clock may be fast: asked again later, it may pass the bound).
+    if (err instanceof VerificationError && err.reason === 'future-rev') throw new TransientError('future-rev', `${err.reason}: ${err.message}`)
     if (err instanceof VerificationError) throw new SnapshotVerdict('bad-proof', `${err.reason}: ${err.message}`)
     if (err instanceof TransientError) throw err
     throw new TransientError('bad-repo', (err as Error).message)
@@ -72,18 +76,16 @@ export const snapshotRepo = async (
   const present = new Set<string>()
   let records = 0
   try {
-    for await (const leaf of repo.mst.walkLeavesFrom(CHIVE_PREFIX)) {
-      if (!leaf.key.startsWith(CHIVE_PREFIX)) break
-      const slash = leaf.key.indexOf('/')
-      const collection = leaf.key.slice(0, slash)
-      const uri = `at://${did}/${leaf.key}`
-      const cid = leaf.value.toString()
+    for await (const [key, value] of walkPrefix(repo.nodes, repo.data, CHIVE_PREFIX)) {
+      const collection = key.slice(0, key.indexOf('/'))
+      const uri = `at://${did}/${key}`
+      const cid = value.$link
       present.add(uri)
       if (!OUR_COLLECTIONS.has(collection)) {
         effects.push({ kind: 'subject', uri, repo: did, collection, rev, seq: null, action: 'update', cid })
         continue
       }
-      const bytes = repo.blocks.get(leaf.value)
+      const bytes = repo.store.read(cid)
       if (!bytes) throw new SnapshotVerdict('bad-proof', `record block missing for ${uri}`)
       records++
       effects.push(recordEffect(lexicons, { uri, repo: did, collection: collection as Collection, rev, seq: null, cid }, bytes))
@@ -99,5 +101,5 @@ export const snapshotRepo = async (
     const collection = uri.split('/')[3] ?? ''
     effects.push({ kind: 'subject', uri, repo: did, collection, rev, seq: null, action: 'delete', cid: null })
   }
-  return { rev, dataCid: repo.data.toString(), effects, records }
+  return { rev, dataCid: repo.data, effects, records }
 }
