@@ -1,51 +1,37 @@
 /**
  * The ingester: reading and filtering on the reading path, per-repo processing, checkpointing.
  *
- *   sources (relay.ts socket, firehose.ts | jetstream-message.ts readers) ─one message union─>
- *   router.ts ─per repo─> repo-queue.ts ─> verdicts ─effects─> checkpoint.ts ─one tx─> Postgres
+ *   sources (open.ts: relay.ts socket; firehose.ts | jetstream-message.ts readers) ─one message
+ *   union (events.ts)─> router.ts ─per repo─> repo-queue.ts ─> verdicts.ts (verdict-firehose.ts,
+ *   verdict-jetstream.ts) ─effects─> checkpoint.ts ─one tx─> Postgres
  *
  * This file wires the stages and runs the reading loop (slices of frames, back-pressure, commit
  * checks); each invariant is kept by the stage that names it: the routing rule in router.ts,
- * per-repo order in repo-queue.ts, what counts as a verdict in the verdicts, the cursor in
- * low-water-mark.ts.
+ * per-repo order in repo-queue.ts, what counts as a verdict in verdict.ts, a repo's sync state in
+ * repo-state.ts, the cursor in low-water-mark.ts, where reading resumes in resume.ts.
  */
-import type { IdResolver } from '@atproto/identity'
-import type { Lexicons } from '@atproto/lexicon'
-import type { Logger } from '../lib/log.ts'
-import type { Pool } from '../db/pool.ts'
-import { knownRelays, readCursor } from '../db/stream-cursor.ts'
-import { holdsRecords, latestRecordRev, requestFullBackfill } from '../db/backfill.ts'
+import { latestRecordRev } from '../db/backfill.ts'
 import type { Effect } from '../db/effects.ts'
-import { readFirehoseFrame } from '../sources/firehose.ts'
-import { RelaySubscription } from '../sources/relay.ts'
-import type { VerifierStatus } from '../db/verification.ts'
-import { bump } from '../lib/counts.ts'
-import { Checkpoint } from './checkpoint.ts'
-import { initialStatus, type IndexerStatus } from './status.ts'
-
-export type { IndexerStatus, StreamProblem } from './status.ts'
-import { RepoQueues } from './repo-queue.ts'
-import { Router, type Job } from './router.ts'
-import { RepoEvents } from './verdicts.ts'
 import { RepoKeys } from '../atproto/keys.ts'
-import { RepoStates } from './repo-state.ts'
+import { RecordProofs } from '../atproto/record-proof.ts'
+import { bump } from '../lib/counts.ts'
 import { TransientError } from '../lib/transient.ts'
-import { MAX_FUTURE_MS } from '../atproto/rev.ts'
+import { readFirehoseFrame } from '../sources/firehose.ts'
 import { JetstreamSubscription } from '../sources/jetstream.ts'
 import { readJetstreamFrame } from '../sources/jetstream-message.ts'
-import { RecordProofs } from '../atproto/record-proof.ts'
-import type { Fetch } from '../atproto/host.ts'
+import { openSource, type Source } from '../sources/open.ts'
+import { Checkpoint } from './checkpoint.ts'
+import type { IndexerOptions, IngestLimits } from './options.ts'
 import { Reconciler } from './reconcile.ts'
+import { RepoQueues } from './repo-queue.ts'
+import { RepoStates } from './repo-state.ts'
+import { resumePoint } from './resume.ts'
+import { Router, type Job } from './router.ts'
+import { ByteRate, initialStatus, recordProblem, type IndexerStatus } from './status.ts'
+import { RepoEvents } from './verdicts.ts'
 
-/** The configured bounds of per-repo processing (src/config.ts states their defaults). */
-export interface IngestLimits {
-  /** Repos processed at once. */
-  concurrency: number
-  /** Bytes of events all repo queues may hold; the reader waits past it. */
-  maxQueuedBytes: number
-  /** Longest a repo stays parked before it is handed to a resync. */
-  maxParkMs: number
-}
+export type { IndexerOptions, IngestLimits, JetstreamSource } from './options.ts'
+export type { IndexerStatus, StreamProblem } from './status.ts'
 
 /** Events a parked repo may hold before it is handed to a resync. */
 const MAX_PER_REPO = 1000
@@ -56,43 +42,6 @@ const PARK_MAX_BACKOFF_MS = 30_000
 const CURSOR_INTERVAL_MS = 1000
 /** Effects gathered before a commit is forced even while frames keep coming. */
 const MAX_BATCH = 500
-
-export interface IndexerOptions {
-  pool: Pool
-  relayUrl: string
-  /** Seq to start from when no cursor is stored for this relay; undefined: live tail. */
-  startCursor: number | undefined
-  lexicons: Lexicons
-  idResolver: IdResolver
-  log: Logger
-  /** Told when invites were queued for a subject proof; its counters join the status. */
-  verifier?: { wake(): void; readonly status: VerifierStatus } | undefined
-  /** Schedule a full backfill when events may have been missed (first start, relay change, gaps). */
-  backfillOnGap: boolean
-  /** Told when a backfill or resync was requested. */
-  onBackfillRequested?: () => void
-  /** Reopen a relay connection that sends nothing for this long. */
-  relayIdleTimeoutMs: number
-  relayMaxBackoffMs: number
-  limits: IngestLimits
-  /**
-   * Read Jetstream instead of a relay's firehose: every commit event is proven from its repo's
-   * host before it counts. `relayUrl` is then the key the cursor is stored under.
-   */
-  jetstream?: JetstreamSource | undefined
-}
-
-export interface JetstreamSource {
-  urls: string[]
-  /** How far before the cursor every connection resumes. */
-  rewindMs: number
-  /** How long the instances keep events: an older cursor is a gap. */
-  retentionMs: number
-  /** Every tracked repo is compared with its host's listing once in this period; 0: never. */
-  reconcileMs: number
-  /** The HTTP client for hosts' record proofs (timeouts, size cap, address policy). */
-  fetch: Fetch
-}
 
 const immediate = () => new Promise<void>((r) => setImmediate(r))
 
@@ -115,11 +64,10 @@ export class Indexer {
   private readonly checkpoint: Checkpoint
   private readonly queues: RepoQueues<Job>
   private readonly router: Router
-  private relay: RelaySubscription | JetstreamSubscription | null = null
+  private relay: Source | null = null
   private readonly proofs: RecordProofs | null
   private readonly reconciler: Reconciler | null
-  /** (time, bytes received) once a second, for the rate over the last ten seconds. */
-  private byteSamples: [number, number][] = []
+  private readonly byteRate = new ByteRate()
   private lastSeq: number | null = null
   private stopping = false
   private done: Promise<void> | null = null
@@ -207,64 +155,35 @@ export class Indexer {
     this.stopping = false
     this.queues.reset()
     const jet = this.opts.jetstream
-    let stored = await readCursor(this.opts.pool, this.opts.relayUrl)
-    let forgotten: string | null = null
-    if (jet && stored !== null && stored > (Date.now() + MAX_FUTURE_MS) * 1000) {
-      // Written by a version that trusted a time_us from the future: resuming it would skip
-      // everything until then. Forgotten, and covered as a gap.
-      forgotten = `gap: the stored Jetstream cursor ${stored} lies in the future`
-      this.problem('FutureCursor', forgotten)
-      stored = null
-    }
     // Positions are read again from Postgres: the last signed ones, whoever wrote them.
     await this.states.load()
-    if (stored === null && this.opts.backfillOnGap) {
-      const known = forgotten === null ? await knownRelays(this.opts.pool) : []
-      // No cursor but records held (a live tail stopped before its first event, a cursor row
-      // removed): what happened since they were indexed is unknown, so it is a gap like any other.
-      const reason =
-        forgotten ??
-        (known.length > 0
-          ? `relay changed from ${known.join(', ')}`
-          : (await holdsRecords(this.opts.pool))
-            ? 'gap: no cursor stored but the index holds records'
-            : 'first start: nothing indexed yet')
-      if ((await requestFullBackfill(this.opts.pool, reason)) !== null) {
-        this.opts.log.info({ reason }, 'full backfill requested')
-        this.opts.onBackfillRequested?.()
-      }
-    }
-    // A Jetstream live tail starts at this moment, not at whichever connection opens first: a
-    // reconnect before the first event (v2 refused, an instance restarting) resumes from here, and
-    // so does a restart (the checkpoint commits it). A relay's seq has no such time to pin.
-    this.lastSeq = stored ?? this.opts.startCursor ?? (jet ? Date.now() * 1000 : null)
-    this.checkpoint.reset(stored, this.lastSeq)
-    this.relay = jet
-      ? new JetstreamSubscription({
-          urls: jet.urls,
-          getCursor: () => this.lastSeq,
-          onCursorTooOld: (reason) => {
-            // Live from now (pinned, as at start); what the instances no longer hold comes from a full backfill.
-            this.lastSeq = Date.now() * 1000
-            this.problem('CursorTooOld', reason)
-            this.gap(`Jetstream cannot resume our cursor: ${reason}`)
-          },
-          rewindMs: jet.rewindMs,
-          retentionMs: jet.retentionMs,
-          log: this.opts.log,
-          idleTimeoutMs: this.opts.relayIdleTimeoutMs,
-          maxBackoffMs: this.opts.relayMaxBackoffMs,
-        })
-      : new RelaySubscription({
-          url: this.opts.relayUrl,
-          // A reconnect resumes after the last seq read: events read but not finished wait in
-          // their queues across the reconnect. A restart resumes from the committed low-water mark.
-          getCursor: () => this.lastSeq,
-          log: this.opts.log,
-          idleTimeoutMs: this.opts.relayIdleTimeoutMs,
-          maxBackoffMs: this.opts.relayMaxBackoffMs,
-        })
-    this.byteSamples = [[Date.now(), 0]]
+    const { stored, from } = await resumePoint({
+      pool: this.opts.pool,
+      relayUrl: this.opts.relayUrl,
+      jetstream: jet !== undefined,
+      startCursor: this.opts.startCursor,
+      backfillOnGap: this.opts.backfillOnGap,
+      log: this.opts.log,
+      problem: (name, message) => this.problem(name, message),
+      onBackfillRequested: this.opts.onBackfillRequested,
+    })
+    this.lastSeq = from
+    this.checkpoint.reset(stored, from)
+    this.relay = openSource({
+      relayUrl: this.opts.relayUrl,
+      jetstream: jet,
+      getCursor: () => this.lastSeq,
+      onCursorTooOld: (reason) => {
+        // Live from now (pinned, as at start); what the instances no longer hold comes from a full backfill.
+        this.lastSeq = Date.now() * 1000
+        this.problem('CursorTooOld', reason)
+        this.gap(`Jetstream cannot resume our cursor: ${reason}`)
+      },
+      log: this.opts.log,
+      idleTimeoutMs: this.opts.relayIdleTimeoutMs,
+      maxBackoffMs: this.opts.relayMaxBackoffMs,
+    })
+    this.byteRate.reset()
     this.relay.start()
     this.reconciler?.start()
     this.sweeper = setInterval(() => this.sweep(), 1000)
@@ -325,9 +244,7 @@ export class Indexer {
   }
 
   private sweep(): void {
-    const now = Date.now()
-    this.byteSamples.push([now, this.relay?.status.bytesReceived ?? 0])
-    if (this.byteSamples.length > 11) this.byteSamples.shift()
+    this.byteRate.sample(this.relay?.status.bytesReceived ?? 0)
     this.queues.sweep()
     // Deferred signature checks ride in their repo's queue, after the commits they cover.
     for (const did of this.states.takeUnchecked()) this.queues.push(did, { event: { type: 'signature-check' }, mark: null, bytes: 0 })
@@ -350,10 +267,7 @@ export class Indexer {
 
   snapshotStatus(): IndexerStatus {
     const r = this.relay?.status
-    // From the oldest sample (up to ten seconds back) to now, so a burst counts at once.
-    const first = this.byteSamples[0]
-    const now = Date.now()
-    const bytesPerSecond = first && now > first[0] ? Math.round((((r?.bytesReceived ?? 0) - first[1]) * 1000) / (now - first[0])) : 0
+    const bytesPerSecond = this.byteRate.perSecond(r?.bytesReceived ?? 0)
     return {
       ...this.status,
       sourceUrl: r?.url ?? null,
@@ -421,8 +335,7 @@ export class Indexer {
   }
 
   private problem(name: string, message: string | undefined): void {
-    const prev = this.status.problems[name]
-    this.status.problems[name] = { name, message, at: new Date().toISOString(), count: (prev?.count ?? 0) + 1 }
+    recordProblem(this.status, name, message)
     this.opts.log.error({ name, message, relay: this.opts.relayUrl }, 'relay reported a stream problem')
   }
 

@@ -85,3 +85,29 @@ export const initialStatus = (mode: IndexerStatus['mode'], relay: string): Index
   startedAt: new Date().toISOString(),
   verification: null,
 })
+
+export const recordProblem = (status: IndexerStatus, name: string, message: string | undefined): void => {
+  const prev = status.problems[name]
+  status.problems[name] = { name, message, at: new Date().toISOString(), count: (prev?.count ?? 0) + 1 }
+}
+
+/** Bytes received per second over the last ten seconds, from one sample a second. */
+export class ByteRate {
+  private samples: [number, number][] = []
+
+  reset(): void {
+    this.samples = [[Date.now(), 0]]
+  }
+
+  sample(bytesReceived: number): void {
+    this.samples.push([Date.now(), bytesReceived])
+    if (this.samples.length > 11) this.samples.shift()
+  }
+
+  /** From the oldest sample (up to ten seconds back) to now, so a burst counts at once. */
+  perSecond(bytesReceived: number): number {
+    const first = this.samples[0]
+    const now = Date.now()
+    return first && now > first[0] ? Math.round(((bytesReceived - first[1]) * 1000) / (now - first[0])) : 0
+  }
+}
