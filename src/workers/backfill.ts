@@ -15,9 +15,16 @@ import { snapshotRepo, SnapshotVerdict } from './snapshot.ts'
 import { QueueWorker, asTransient } from './queue-worker.ts'
 import { backoff, retryDelay } from '../lib/backoff.ts'
 import type { Fetch } from '../atproto/host.ts'
+import type { Config } from '../config.ts'
 import { bump } from '../lib/counts.ts'
 
-export interface BackfillOptions {
+/** The backfill settings of the configuration (src/config.ts documents and defaults each). */
+type BackfillSettings = Pick<
+  Config['backfill'],
+  'concurrency' | 'perHost' | 'ratePerHost' | 'maxAttempts' | 'backoffBaseMs' | 'backoffMaxMs' | 'leaseMs' | 'pollMs' | 'discoveryBackoffMs' | 'discoveryMaxBackoffMs'
+>
+
+export interface BackfillOptions extends BackfillSettings {
   pool: Pool
   idResolver: IdResolver
   lexicons: Lexicons
@@ -26,25 +33,10 @@ export interface BackfillOptions {
   fetch: Fetch
   /** Relay (or PDS) base URL for discovery, http(s)://. */
   discoveryUrl: string
-  concurrency: number
-  perHost: number
-  /** Requests per second to one PDS host. */
-  ratePerHost: number
-  /** Attempts a repo has in a backfill run; past them it leaves the run and goes on as a resync. */
-  maxAttempts: number
-  backoffBaseMs: number
-  /** Cap of the wait between a repo's attempts, which go on until one succeeds or meets a verdict. */
-  backoffMaxMs: number
-  leaseMs: number
-  pollMs: number
   /** Told after each repo is synced: its new chain position and how many of our records it held. */
   onRepo?: (did: string, rev: string, dataCid: string, records: number) => void
   /** Told when records were queued for subject proofs. */
   onQueued?: () => void
-  /** First wait after a failed discovery page; doubles per failure in a row, with jitter. */
-  discoveryBackoffMs: number
-  /** Cap of that wait. */
-  discoveryMaxBackoffMs: number
 }
 
 export interface BackfillStatus {

@@ -6,6 +6,7 @@ import type { Pool } from '../db/pool.ts'
 import { claimJobs, dropJob, recordProof, recordRetry, type VerifierStatus, type VerifyJob } from '../db/verification.ts'
 import type { SigningKeys } from '../atproto/identity.ts'
 import type { Fetch } from '../atproto/host.ts'
+import type { Config } from '../config.ts'
 import { proveSubject } from '../atproto/record-proof.ts'
 import { KeyedLimiter } from '../lib/limits.ts'
 import { QueueWorker, asTransient } from './queue-worker.ts'
@@ -13,21 +14,13 @@ import { retryDelay } from '../lib/backoff.ts'
 import { bump } from '../lib/counts.ts'
 import { FencedError } from '../db/fence.ts'
 
-export interface VerifierOptions {
+/** The verification settings of the configuration (src/config.ts documents and defaults each). */
+export interface VerifierOptions extends Pick<Config['verify'], 'concurrency' | 'perHost' | 'maxAttempts' | 'backoffBaseMs' | 'backoffMaxMs' | 'leaseMs' | 'pollMs'> {
   pool: Pool
   idResolver: IdResolver
   log: Logger
   /** An HTTP client with a timeout, a response size cap and the address policy applied. */
   fetch: Fetch
-  /** Proof fetches in flight at once, overall and per PDS host. */
-  concurrency: number
-  perHost: number
-  maxAttempts: number
-  backoffBaseMs: number
-  backoffMaxMs: number
-  /** How long a claimed job is reserved before another worker may take it. */
-  leaseMs: number
-  pollMs: number
 }
 
 
