@@ -5,11 +5,11 @@
  */
 import { cidForLex } from '@atproto/lex-cbor'
 import { jsonToLex, type JsonValue } from '@atproto/lex-json'
-import { CHIVE_PREFIX, OUR_COLLECTIONS, type Collection, type Effect } from '../db/effects.ts'
+import { CHIVE_PREFIX, type Effect } from '../db/effects.ts'
 import type { JetstreamAccountEvent, JetstreamCommitEvent, JetstreamSyncEvent } from '../sources/events.ts'
 import { isRepoDid } from '../atproto/keys.ts'
 import { revInFuture } from '../atproto/rev.ts'
-import { recordEffect } from './record.ts'
+import { proofEffect } from './proof-effects.ts'
 import { bump } from '../lib/counts.ts'
 import { TransientError } from '../lib/transient.ts'
 import type { RecordProof, RecordProofs } from '../atproto/record-proof.ts'
@@ -104,24 +104,12 @@ export class JetstreamVerdicts {
   }
 
   private applyProof(evt: JetstreamCommitEvent, proof: RecordProof, out: Effect[]): void {
-    const uri = `at://${evt.did}/${evt.collection}/${evt.rkey}`
-    const found = proof.found
-    if (!OUR_COLLECTIONS.has(evt.collection)) {
-      const action = found === null ? 'delete' : evt.operation === 'delete' ? 'update' : evt.operation
-      out.push({ kind: 'subject', uri, repo: evt.did, collection: evt.collection, rev: proof.rev, seq: evt.seq, action, cid: found?.cid ?? null })
-      return
+    const effect = proofEffect(this.v.opts.lexicons, evt, proof)
+    if (effect.kind === 'rejection') {
+      bump(this.v.opts.counts.rejected, effect.reason)
+      this.v.opts.log.warn({ uri: effect.uri, seq: evt.seq, reason: effect.reason, detail: effect.detail }, 'record rejected')
     }
-    const collection = evt.collection as Collection
-    if (found === null) {
-      out.push({ kind: 'delete', uri, collection, repo: evt.did, rev: proof.rev, seq: evt.seq })
-    } else {
-      const effect = recordEffect(this.v.opts.lexicons, { uri, repo: evt.did, collection, rev: proof.rev, seq: evt.seq, cid: found.cid }, found.record)
-      if (effect.kind === 'rejection') {
-        bump(this.v.opts.counts.rejected, effect.reason)
-        this.v.opts.log.warn({ uri, seq: evt.seq, reason: effect.reason, detail: effect.detail }, 'record rejected')
-      }
-      out.push(effect)
-    }
+    out.push(effect)
     // The proof's commit is the repo's signed position: the repo is tracked from there.
     const states = this.v.opts.states
     const held = states.peek(evt.did)
