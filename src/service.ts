@@ -5,6 +5,8 @@ import { startEmbeddedPostgres, type EmbeddedDb } from './db/embedded.ts'
 import { migrate } from './db/migrate.ts'
 import { createPool, type Pool } from './db/pool.ts'
 import { createIdResolver, createProofFetch } from './atproto/identity.ts'
+import { RepoKeys } from './atproto/keys.ts'
+import { RecordProofs } from './atproto/record-proof.ts'
 import { loadLexicons } from './atproto/lexicons.ts'
 import { Indexer } from './pipeline/indexer.ts'
 import type { SubjectVerifier } from './workers/subject-verifier.ts'
@@ -177,6 +179,12 @@ export const startService = async (config: Config, log: Logger = createLogger(co
       admin: config.admin,
       push,
       handles: new HandleNames(idResolver),
+      // Keys of its own: the ingester's belong to the leader, and these calls reach every replica.
+      records: new RecordProofs({
+        idResolver,
+        keys: new RepoKeys(idResolver),
+        fetch: createProofFetch({ allowPrivateNetwork: config.allowPrivateNetwork, timeoutMs: config.verify.timeoutMs, maxBytes: config.verify.maxBytes }),
+      }),
     },
     log,
     { limits: config.api, metrics },

@@ -3,6 +3,7 @@ import type { Pool } from '../db/pool.ts'
 import type { ServiceAuth } from './auth.ts'
 import type { AdminAccess, ModeratorAuth } from './admin-auth.ts'
 import type { HandleNames } from './dashboard/handles.ts'
+import type { RecordProof } from '../atproto/record-proof.ts'
 
 export interface FanoutStatus {
   /** Whether the LISTEN connection is up (otherwise the feed is polled only). */
@@ -28,6 +29,11 @@ export interface PushSources {
   webhookUrls: string[]
 }
 
+/** What the sync methods need: a record's proof from its repo's host. */
+export interface RecordProver {
+  prove(did: string, collection: string, rkey: string): Promise<RecordProof | 'no-proof'>
+}
+
 export interface ApiContext {
   pool: Pool
   lexicons: Lexicons
@@ -43,4 +49,6 @@ export interface ApiContext {
   push?: PushSources | undefined
   /** Handles shown beside DIDs on the dashboard. */
   handles?: HandleNames | undefined
+  /** Records proven from their hosts for pub.chive.sync.*; without it those methods are not served. */
+  records?: RecordProver | undefined
 }

@@ -26,3 +26,5 @@ export const isDatabaseUnavailable = (err: unknown): boolean => {
     /Connection terminated|timeout exceeded when trying to connect/i.test((err as Error).message ?? '')
   )
 }
+/** The repo's host could not be asked, or its answer did not prove anything: nothing was changed. */
+export const upstreamFailure = (message: string) => new XrpcError(502, 'UpstreamFailure', message)

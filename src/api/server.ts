@@ -12,6 +12,7 @@ import { registerListCollaborators } from './collaborators.ts'
 import { registerListInvites } from './invites.ts'
 import { registerAdmin } from './admin.ts'
 import { registerDashboard } from './dashboard.ts'
+import { registerSync } from './sync.ts'
 import { SUBSCRIBE_INVITES } from '../atproto/lexicons.ts'
 
 export interface ApiLimits {
@@ -117,6 +118,7 @@ export const createApi = (ctx: ApiContext, log: Logger, { limits, metrics }: Api
     registerListCollaborators(routes, ctx)
     registerAdmin(routes, ctx)
     registerDashboard(routes, ctx)
+    registerSync(routes, ctx)
     // The subscription is served on upgrade (subscription.ts); a plain GET is told so.
     routes.get(`/xrpc/${SUBSCRIBE_INVITES}`, async () => {
       throw new XrpcError(400, 'InvalidRequest', `${SUBSCRIBE_INVITES} is a subscription: connect with a WebSocket`)
