@@ -88,4 +88,18 @@ describe('pub.chive.sync.indexRecord and deleteRecord', () => {
     const after = await invitesOf(bob)
     expect(after.filter((i) => i.uri === invite.uri && i.state !== 'rejected')).toEqual([])
   })
+
+  it("lets a moderator ask for another's record, and answers UpstreamFailure when no host can prove it", async () => {
+    const invite = await alice.invite(await alice.node(), bob)
+    expect((await index(eve, invite.uri)).status).toBe(403)
+    // The configuration's list, read on each call (the harness starts before the users exist).
+    h.config.admin.moderatorDids.push(eve.did)
+    try {
+      expect((await index(eve, invite.uri)).body).toEqual({ uri: invite.uri, indexed: true, cid: invite.cid })
+      const nowhere = await index(eve, 'at://did:plc:aaaaaaaaaaaaaaaaaaaaaaaa/pub.chive.collaboration.invite/3zzzzzzzzzzzz')
+      expect([nowhere.status, nowhere.body.error]).toEqual([502, 'UpstreamFailure'])
+    } finally {
+      h.config.admin.moderatorDids.splice(h.config.admin.moderatorDids.indexOf(eve.did), 1)
+    }
+  })
 })
