@@ -73,6 +73,14 @@ describe('pub.chive.sync.indexRecord and deleteRecord', () => {
     expect([res.status, res.body.error]).toEqual([400, 'InvalidRequest'])
   })
 
+  it('answers InvalidRequest, never 500, for a body that names no record', async () => {
+    const token = await alice.token(INDEX_RECORD)
+    for (const body of [{}, { uri: 42 }, { uri: 'not a uri' }, { uri: 'at://' }, { uri: `at://${alice.did}` }, { uri: 'at://%%%/pub.chive.x/y' }]) {
+      const res = await post(INDEX_RECORD, body, token)
+      expect([res.status, res.body.error], JSON.stringify(body)).toEqual([400, 'InvalidRequest'])
+    }
+  })
+
   it('deletes only what its repo proves deleted', async () => {
     const invite = await alice.invite(await alice.node(), bob)
     expect((await index(alice, invite.uri)).body.indexed).toBe(true)

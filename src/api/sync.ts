@@ -46,7 +46,12 @@ const target = (lexicons: Lexicons, nsid: string, body: unknown): Target => {
     throw invalidRequest((err as Error).message)
   }
   const uri = (body as { uri: string }).uri
-  const at = new AtUri(uri)
+  let at: AtUri
+  try {
+    at = new AtUri(uri)
+  } catch (err) {
+    throw invalidRequest(`not an AT URI: ${(err as Error).message}`)
+  }
   if (!isRepoDid(at.host)) throw invalidRequest('the URI must name its repo by DID (did:plc or did:web)')
   if (!at.collection.startsWith(CHIVE_PREFIX)) throw invalidRequest(`${at.collection || 'the URI'} is not a Chive collection (${CHIVE_PREFIX}*)`)
   if (!at.rkey) throw invalidRequest('the URI must name a record')
