@@ -3,45 +3,11 @@ import type { FastifyRequest } from 'fastify'
 import type { Config } from '../config.ts'
 import type { Moderator } from '../db/audit.ts'
 import type { Logger } from '../lib/log.ts'
+import { WindowCounter } from '../lib/limits.ts'
 import type { ServiceAuth } from './auth.ts'
 import { authRequired, forbidden, rateLimited, XrpcError } from './errors.ts'
 
 export type AdminAccess = Config['admin']
-
-/** Failed sign-ins per client address, in fixed windows. */
-export class FailureLimiter {
-  private readonly failures = new Map<string, { count: number; resetAt: number }>()
-  private readonly max: number
-  private readonly windowMs: number
-  constructor(max: number, windowMs: number) {
-    this.max = max
-    this.windowMs = windowMs
-  }
-
-  /** Seconds until `key` may try again; 0 when it may now. */
-  retryAfter(key: string, now = Date.now()): number {
-    const entry = this.failures.get(key)
-    if (!entry || entry.resetAt <= now || entry.count < this.max) return 0
-    return Math.ceil((entry.resetAt - now) / 1000)
-  }
-
-  fail(key: string, now = Date.now()): void {
-    const entry = this.failures.get(key)
-    if (!entry || entry.resetAt <= now) {
-      // Bounded memory under a spray of addresses: expired windows go first, then the oldest.
-      if (this.failures.size >= 10_000) {
-        for (const [k, e] of this.failures) if (e.resetAt <= now) this.failures.delete(k)
-        for (const k of this.failures.keys()) {
-          if (this.failures.size < 10_000) break
-          this.failures.delete(k)
-        }
-      }
-      this.failures.set(key, { count: 1, resetAt: now + this.windowMs })
-    } else {
-      entry.count++
-    }
-  }
-}
 
 const digest = (text: string): Buffer => createHash('sha256').update(text, 'utf8').digest()
 
@@ -60,14 +26,15 @@ export class ModeratorAuth {
   private readonly access: AdminAccess
   private readonly serviceAuth: ServiceAuth
   private readonly log: Logger
-  private readonly limiter: FailureLimiter
+  /** Failed sign-ins per client address. */
+  private readonly limiter: WindowCounter
   private readonly sessionKey: Buffer | null
 
   constructor(access: AdminAccess, serviceAuth: ServiceAuth, log: Logger) {
     this.access = access
     this.serviceAuth = serviceAuth
     this.log = log
-    this.limiter = new FailureLimiter(access.maxAuthFailures, access.authFailureWindowMs)
+    this.limiter = new WindowCounter(access.maxAuthFailures, access.authFailureWindowMs, 10_000)
     this.sessionKey = access.password === undefined ? null : digest(`admin-session\0${access.password}`)
   }
 
@@ -147,7 +114,7 @@ export class ModeratorAuth {
   }
 
   private failed(req: FastifyRequest, method: string, reason: string): void {
-    this.limiter.fail(req.ip)
+    this.limiter.count(req.ip)
     this.log.warn({ ip: req.ip, method, reason, userAgent: req.headers['user-agent'] }, 'admin authentication failed')
   }
 }

@@ -18,7 +18,7 @@ import { CHIVE_PREFIX, type Effect, type InviteWrite } from '../db/effects.ts'
 import { isRepoDid } from '../atproto/keys.ts'
 import type { RecordProof } from '../atproto/record-proof.ts'
 import { TransientError } from '../lib/transient.ts'
-import { Lru } from '../lib/lru.ts'
+import { WindowCounter } from '../lib/limits.ts'
 import { proofEffect } from '../pipeline/proof-effects.ts'
 import type { ApiContext } from './context.ts'
 import { forbidden, invalidRequest, notFound, rateLimited, upstreamFailure } from './errors.ts'
@@ -30,7 +30,6 @@ const DELETE_RECORD = 'pub.chive.sync.deleteRecord'
 /** Each call costs the host a proof and us a write: a caller gets this many per window. */
 const CALLS_PER_WINDOW = 60
 const WINDOW_MS = 60_000
-const MAX_CALLERS = 100_000
 
 interface Target {
   uri: string
@@ -58,28 +57,10 @@ const target = (lexicons: Lexicons, nsid: string, body: unknown): Target => {
   return { uri: `at://${at.host}/${at.collection}/${at.rkey}`, did: at.host, collection: at.collection, rkey: at.rkey }
 }
 
-/** A fixed window per caller, bounded in callers. */
-class CallerLimit {
-  private readonly windows = new Lru<string, { start: number; calls: number }>(MAX_CALLERS)
-
-  take(did: string): void {
-    const now = Date.now()
-    let w = this.windows.get(did)
-    if (!w || now - w.start >= WINDOW_MS) {
-      w = { start: now, calls: 0 }
-      this.windows.set(did, w)
-    }
-    if (++w.calls > CALLS_PER_WINDOW) {
-      const retry = Math.ceil((w.start + WINDOW_MS - now) / 1000)
-      throw rateLimited(`at most ${CALLS_PER_WINDOW} sync calls per ${WINDOW_MS / 1000} s per caller`, retry)
-    }
-  }
-}
-
 export const registerSync = (app: FastifyInstance, ctx: ApiContext): void => {
   const prover = ctx.records
   if (!prover) return
-  const limit = new CallerLimit()
+  const limit = new WindowCounter(CALLS_PER_WINDOW, WINDOW_MS)
 
   /** The record's repo or a moderator; anyone else is refused before the host is asked. */
   const authorize = async (authorization: string | undefined, nsid: string, t: Target): Promise<void> => {
@@ -87,7 +68,8 @@ export const registerSync = (app: FastifyInstance, ctx: ApiContext): void => {
     if (caller !== t.did && !ctx.admin.moderatorDids.includes(caller)) {
       throw forbidden(`only the record's repo (${t.did}) or a moderator may ask for it`)
     }
-    limit.take(caller)
+    const wait = limit.take(caller)
+    if (wait > 0) throw rateLimited(`at most ${CALLS_PER_WINDOW} sync calls per ${WINDOW_MS / 1000} s per caller`, wait)
   }
 
   /** The proof, or an UpstreamFailure when the host's answer proves nothing (nothing is changed). */

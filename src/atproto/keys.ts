@@ -51,7 +51,7 @@ export class RepoKeys {
   }
 
   /** Whether a refetch may be worth it after a failed signature (rate-limited per DID). */
-  mayRefresh(did: string): boolean {
+  private mayRefresh(did: string): boolean {
     const held = this.keys.peek(did)
     return !held || Date.now() - held.fetchedAt >= REFRESH_EVERY_MS
   }
@@ -101,7 +101,9 @@ export class RepoKeys {
     return verifyAtcuteCommitSignature(signed, await this.get(did, true))
   }
 
-  forget(did: string): void {
+  /** `#identity`: the key and the cached DID document both go; the next use fetches them afresh. */
+  async forget(did: string): Promise<void> {
     this.keys.delete(did)
+    await this.idResolver.did.cache?.clearEntry(did).catch(() => {})
   }
 }

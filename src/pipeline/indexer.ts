@@ -95,7 +95,6 @@ export class Indexer {
     this.events = new RepoEvents({
       lexicons: this.opts.lexicons,
       keys: this.keys,
-      idResolver: this.opts.idResolver,
       states: this.states,
       log: this.opts.log,
       counts: this.status,
@@ -146,7 +145,7 @@ export class Indexer {
         for (const job of jobs) if (job.mark) this.checkpoint.marks.close(job.mark)
       },
     })
-    this.router = new Router({ states: this.states, queues: this.queues, checkpoint: this.checkpoint, keys: this.keys, idResolver: this.opts.idResolver })
+    this.router = new Router({ states: this.states, queues: this.queues, checkpoint: this.checkpoint, keys: this.keys })
   }
 
   /** Resolves once the stored cursor is read and the subscription is opening. */

@@ -5,7 +5,6 @@
  * repo order. On a relay's firehose that is the vast majority of frames, and it costs one Bloom
  * filter probe (repo-state.ts), no I/O.
  */
-import type { IdResolver } from '@atproto/identity'
 import { CHIVE_PREFIX, type Effect } from '../db/effects.ts'
 import type { RepoKeys } from '../atproto/keys.ts'
 import type { RepoEvent, StreamEvent } from '../sources/events.ts'
@@ -13,6 +12,7 @@ import type { Checkpoint } from './checkpoint.ts'
 import type { Mark } from './low-water-mark.ts'
 import type { QueuedJob, RepoQueues } from './repo-queue.ts'
 import type { RepoStates } from './repo-state.ts'
+import { asksForResync } from './verdict.ts'
 
 export interface Job extends QueuedJob {
   event: RepoEvent
@@ -25,11 +25,7 @@ export interface RouterDeps {
   queues: RepoQueues<Job>
   checkpoint: Checkpoint
   keys: RepoKeys
-  idResolver: IdResolver
 }
-
-/** Statuses that say the host's stream is incomplete, not that the account is gone. */
-const RESYNC_STATUSES: ReadonlySet<string> = new Set(['desynchronized', 'throttled'])
 
 const hasChiveOp = (ops: readonly { path: string }[]): boolean => {
   for (const op of ops) if (op.path.startsWith(CHIVE_PREFIX)) return true
@@ -59,13 +55,12 @@ export class Router {
       case 'identity':
         if (ordered) return this.queue(did, event, bytes)
         // Not a repo whose chain we follow: forget its key and document, nothing to compare.
-        this.deps.keys.forget(did)
-        void this.deps.idResolver.did.cache?.clearEntry(did).catch(() => {})
+        void this.deps.keys.forget(did)
         return this.direct(event.seq, [{ kind: 'identity', did, seq: event.seq }])
       case 'account':
         if (ordered) return this.queue(did, event, bytes)
         // A host that says its stream of the account is incomplete hides nothing of ours.
-        if (!event.active && event.status !== undefined && RESYNC_STATUSES.has(event.status)) return this.direct(event.seq, [])
+        if (asksForResync(event)) return this.direct(event.seq, [])
         return this.direct(event.seq, [{ kind: 'account', did, active: event.active, status: event.status, seq: event.seq }])
       case 'jetstream-account':
         // Unsigned and sent for every account: applied only to repos we hold, as their own host

@@ -8,7 +8,6 @@
  * invalid record. Anything else (the DID document cannot be fetched, the database is away) is
  * thrown, and the queue parks the repo and retries; the cursor waits.
  */
-import type { IdResolver } from '@atproto/identity'
 import type { Lexicons } from '@atproto/lexicon'
 import type { Logger } from '../lib/log.ts'
 import type { Effect } from '../db/effects.ts'
@@ -28,7 +27,6 @@ export interface RepoEventCounts {
 export interface RepoEventsOptions {
   lexicons: Lexicons
   keys: RepoKeys
-  idResolver: IdResolver
   states: RepoStates
   log: Logger
   counts: RepoEventCounts
@@ -46,16 +44,16 @@ export const collectionOf = (path: string): string => {
 /** Statuses that say the host's stream is incomplete, not that the account is gone. */
 const RESYNC_STATUSES: ReadonlySet<string> = new Set(['desynchronized', 'throttled'])
 
+/** An `#account` that hides nothing: its host says only that its stream of the account is incomplete. */
+export const asksForResync = (evt: { active: boolean; status: string | undefined }): boolean =>
+  !evt.active && evt.status !== undefined && RESYNC_STATUSES.has(evt.status)
+
 /** What both sources' judges share: the options, resync requests, keys, account events. */
 export class Verdicts {
   readonly opts: RepoEventsOptions
 
   constructor(opts: RepoEventsOptions) {
     this.opts = opts
-  }
-
-  get states(): RepoStates {
-    return this.opts.states
   }
 
   /** The repo is resynced from its host (asked for in the batch that carries `out`). */
@@ -80,8 +78,7 @@ export class Verdicts {
     if (before === undefined) {
       before = this.opts.keys.cached(evt.did) ?? null
       this.keyBefore.set(evt, before)
-      this.opts.keys.forget(evt.did)
-      await this.opts.idResolver.did.cache?.clearEntry(evt.did).catch(() => {})
+      await this.opts.keys.forget(evt.did)
     }
     out.push({ kind: 'identity', did: evt.did, seq: evt.seq })
     const held = await this.opts.states.get(evt.did)
@@ -93,7 +90,7 @@ export class Verdicts {
   }
 
   account(evt: AccountEvent, out: Effect[]): void {
-    if (!evt.active && evt.status !== undefined && RESYNC_STATUSES.has(evt.status)) {
+    if (asksForResync(evt)) {
       // The host says its stream of this account is incomplete: catch up, hide nothing.
       if (this.opts.states.peek(evt.did) || this.opts.states.mayBeTracked(evt.did)) this.resync(evt.did, `#account ${evt.status}`, out)
       return

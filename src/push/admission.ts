@@ -1,7 +1,7 @@
 import type { IncomingMessage } from 'node:http'
 import proxyAddr from '@fastify/proxy-addr'
 import type { TrustProxy } from '../config.ts'
-import { Lru } from '../lib/lru.ts'
+import { WindowCounter } from '../lib/limits.ts'
 
 export interface AdmissionLimits {
   /** Connection attempts per client address per window, as for the API's requests; 0: no limit. */
@@ -47,12 +47,13 @@ export class Admission {
   private readonly limits: AdmissionLimits
   // Upgrades do not pass through Fastify, so its rate limiter does not see them: each attempt
   // costs a token check (and, for an unknown issuer, a DID document fetch), so it is limited here.
-  private readonly attempts = new Lru<string, { count: number; resetAt: number }>(100_000)
+  private readonly attempts: WindowCounter
   private readonly byAddress = new OpenCounts()
   private readonly byDid = new OpenCounts()
 
   constructor(limits: AdmissionLimits) {
     this.limits = limits
+    this.attempts = new WindowCounter(limits.rateLimitMax, limits.rateLimitWindowMs)
   }
 
   /** The same addresses the API's limiter counts: every subscriber behind one proxy is not one client. */
@@ -65,19 +66,13 @@ export class Admission {
   /** Before the upgrade: null when admitted (release the address when the socket closes). */
   admitAddress(address: string): Refusal | null {
     const { rateLimitMax, rateLimitWindowMs, maxPerAddress } = this.limits
-    if (rateLimitMax > 0) {
-      const now = Date.now()
-      let entry = this.attempts.get(address)
-      if (!entry || entry.resetAt <= now) this.attempts.set(address, (entry = { count: 0, resetAt: now + rateLimitWindowMs }))
-      entry.count++
-      if (entry.count > rateLimitMax) {
-        const retryAfter = Math.ceil((entry.resetAt - now) / 1000)
-        return {
-          status: '429 Too Many Requests',
-          error: 'RateLimitExceeded',
-          message: `at most ${rateLimitMax} connections per ${rateLimitWindowMs / 1000} s; retry in ${retryAfter} s`,
-          headers: `Retry-After: ${retryAfter}\r\n`,
-        }
+    const retryAfter = rateLimitMax > 0 ? this.attempts.take(address) : 0
+    if (retryAfter > 0) {
+      return {
+        status: '429 Too Many Requests',
+        error: 'RateLimitExceeded',
+        message: `at most ${rateLimitMax} connections per ${rateLimitWindowMs / 1000} s; retry in ${retryAfter} s`,
+        headers: `Retry-After: ${retryAfter}\r\n`,
       }
     }
     if (!this.byAddress.take(address, maxPerAddress)) {

@@ -167,7 +167,7 @@ const readV2 = (m: Obj, nowMs: number): JetstreamMessage => {
  * for events nobody has written yet (a silent gap). Such a message carries no position, so it
  * moves nothing, whatever else is wrong with it.
  */
-export const decodeJetstreamMessage = (text: string, version: JetstreamVersion, nowMs = Date.now()): JetstreamMessage =>
+const decodeJetstreamMessage = (text: string, version: JetstreamVersion, nowMs = Date.now()): JetstreamMessage =>
   version === 'v1' ? readV1(parse(text), nowMs) : readV2(parse(text), nowMs)
 
 /** Bytes a queued event is charged besides its message. */
